@@ -1,0 +1,57 @@
+// The engine facade: loads the model, owns the engine thread that runs every forward pass,
+// and hands each submitted request a RequestHandle through which its outputs arrive.
+// Other threads talk to the engine only through Submit(), RequestHandle and Shutdown().
+#ifndef MOESERVE_ENGINE_ENGINE_H_
+#define MOESERVE_ENGINE_ENGINE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/request.h"
+#include "engine/request_handle.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace moeserve {
+
+struct EngineConfig {
+  std::string model_path;         // a .gguf file
+  std::string chat_template_override;  // template source; empty = the model's own
+  int32_t max_model_len = 0;      // 0 = the model's context length
+  int32_t num_threads = 0;        // 0 = every core this process may use
+  uint64_t seed = 0;              // default seed for requests that give none
+
+  absl::Status Validate() const;
+};
+
+struct ModelInfo {
+  std::string name;            // general.name, or the file's stem
+  std::string architecture;    // "llama"
+  int32_t max_model_len = 0;   // prompt + generated tokens, at most
+  int32_t vocab_size = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model and starts the engine thread. Errors name the file and the problem.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config);
+  virtual ~Engine() = default;
+
+  // Queues a request. InvalidArgument for an empty prompt, a bad token id, invalid
+  // sampling parameters or prompt_len + max_tokens > max_model_len (the message gives the
+  // counts); Unavailable after Shutdown().
+  virtual absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) = 0;
+
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual const ChatTemplate& chat_template() const = 0;
+  virtual const ModelInfo& model_info() const = 0;
+
+  // Stops accepting requests, aborts those in flight and joins the engine thread.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_ENGINE_ENGINE_H_
