@@ -40,6 +40,8 @@ enum class ValueType : uint32_t {
 // `type` keeps the width the file used. Arrays hold elements of one type.
 struct Value {
   ValueType type = ValueType::kUint8;
+  // For arrays: the element type the file declared, so an empty array still has one.
+  ValueType element_type = ValueType::kUint8;
   std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<Value>> data;
 };
 
@@ -67,6 +69,9 @@ class GgufFile {
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
+  // Byte offset of the data section in the file; TensorInfo::offset counts from here.
+  uint64_t data_offset() const { return data_offset_; }
+  uint64_t file_size() const { return mapping_size_; }
 
   const std::map<std::string, Value, std::less<>>& metadata() const { return metadata_; }
   const Value* Find(std::string_view key) const;
@@ -90,6 +95,7 @@ class GgufFile {
   std::string path_;
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
   std::map<std::string, Value, std::less<>> metadata_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
@@ -100,6 +106,16 @@ class GgufFile {
 // The ggml type id for a DType, and back (nullopt for types moeserve cannot read).
 uint32_t GgmlTypeOf(DType type);
 std::optional<DType> DTypeFromGgmlType(uint32_t ggml_type);
+
+// Block geometry of every standard ggml type, readable by moeserve or not, so files holding
+// other quantizations still parse and their tensor sizes can be checked.
+struct GgmlTypeInfo {
+  std::string_view name;    // as ggml names it: "q4_K", "f16"
+  int64_t block_size = 1;   // elements per block
+  int64_t block_bytes = 0;  // bytes per block
+};
+// nullopt for ids that are not (or no longer) ggml types.
+std::optional<GgmlTypeInfo> GgmlTypeInfoOf(uint32_t ggml_type);
 
 }  // namespace moeserve::gguf
 
