@@ -1,0 +1,396 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "engine/block_pool.h"
+#include "engine/cpu_backend.h"
+#include "engine/detokenizer.h"
+#include "engine/kv_cache.h"
+#include "engine/loaders/gguf_reader.h"
+#include "engine/model.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer/gguf_tokenizer.h"
+#ifdef MOESERVE_WITH_CUDA
+#include "kernels/cuda/device_info.h"
+#endif
+
+namespace moeserve {
+
+absl::Status EngineConfig::Validate() const {
+  if (model_path.empty()) return absl::InvalidArgumentError("no model path given");
+  if (max_model_len < 0) return absl::InvalidArgumentError("max_model_len must be >= 0");
+  if (max_num_seqs < 1) return absl::InvalidArgumentError("max_num_seqs must be >= 1");
+  if (max_num_batched_tokens < 1) {
+    return absl::InvalidArgumentError("max_num_batched_tokens must be >= 1");
+  }
+  if (block_size < 1 || block_size > 1024) {
+    return absl::InvalidArgumentError("block_size must be in [1, 1024]");
+  }
+  if (kv_cache_memory_bytes <= 0) {
+    return absl::InvalidArgumentError("kv_cache_memory_bytes must be positive");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+int32_t CeilDiv(int32_t a, int32_t b) { return (a + b - 1) / b; }
+
+// A request as the engine thread sees it.
+struct Sequence {
+  Request request;
+  std::shared_ptr<RequestHandle> handle;
+  std::vector<int32_t> tokens;  // prompt, then generated tokens
+  int32_t prompt_len = 0;
+  int32_t num_computed = 0;     // tokens whose KV is in the cache
+  std::vector<int32_t> blocks;  // block table
+  bool finished = false;        // its final output was sent; removed at the end of the step
+  IncrementalDetokenizer detokenizer;
+  std::mt19937_64 rng;
+
+  Sequence(Request r, std::shared_ptr<RequestHandle> h, const Tokenizer* tokenizer,
+           uint64_t seed)
+      : request(std::move(r)),
+        handle(std::move(h)),
+        tokens(request.prompt_token_ids),
+        prompt_len(static_cast<int32_t>(tokens.size())),
+        detokenizer(tokenizer),
+        rng(seed) {}
+
+  int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
+  // Positions this request can ever occupy: its whole KV reservation.
+  int32_t max_len() const { return prompt_len + request.sampling.max_tokens; }
+};
+
+class EngineImpl : public Engine {
+ public:
+  EngineImpl(const EngineConfig& config, std::unique_ptr<gguf::GgufFile> file,
+             std::unique_ptr<Tokenizer> tokenizer, std::unique_ptr<ChatTemplate> chat_template,
+             ModelInfo info, std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+             std::unique_ptr<KvCache> kv_cache)
+      : config_(config),
+        file_(std::move(file)),
+        tokenizer_(std::move(tokenizer)),
+        chat_template_(std::move(chat_template)),
+        info_(std::move(info)),
+        backend_(std::move(backend)),
+        model_(std::move(model)),
+        kv_cache_(std::move(kv_cache)),
+        block_pool_(kv_cache_->num_blocks()),
+        seed_sequence_(config.seed) {
+    logits_.resize(int64_t{config.max_num_seqs} * info_.vocab_size);
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~EngineImpl() override { Shutdown(); }
+
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) override {
+    MOESERVE_RETURN_IF_ERROR(request.sampling.Validate());
+    const int64_t prompt_len = static_cast<int64_t>(request.prompt_token_ids.size());
+    if (prompt_len == 0) return absl::InvalidArgumentError("the prompt is empty");
+    for (int32_t id : request.prompt_token_ids) {
+      if (id < 0 || id >= info_.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", id, " is outside the vocabulary [0, ", info_.vocab_size,
+                         ")"));
+      }
+    }
+    const int64_t total = prompt_len + request.sampling.max_tokens;
+    if (total > info_.max_model_len) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "This model's maximum context length is ", info_.max_model_len,
+          " tokens. However, you requested ", total, " tokens (", prompt_len,
+          " in the messages, ", request.sampling.max_tokens,
+          " in the completion). Please reduce the length of the messages or completion."));
+    }
+    if (CeilDiv(static_cast<int32_t>(total), kv_cache_->block_size()) >
+        kv_cache_->num_blocks()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the request needs ", total, " tokens of KV cache but the whole cache holds ",
+          int64_t{kv_cache_->num_blocks()} * kv_cache_->block_size(),
+          "; raise --kv-cache-memory or lower max_tokens"));
+    }
+    auto handle = std::make_shared<RequestHandle>(request.id);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return absl::UnavailableError("the engine is shutting down");
+      const uint64_t seed =
+          request.sampling.seed.has_value() ? *request.sampling.seed : seed_sequence_();
+      inbox_.push_back(
+          std::make_unique<Sequence>(std::move(request), handle, tokenizer_.get(), seed));
+    }
+    wake_.notify_one();
+    return handle;
+  }
+
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const ChatTemplate& chat_template() const override { return *chat_template_; }
+  const ModelInfo& model_info() const override { return info_; }
+
+  void Shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ && !thread_.joinable()) return;
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] {
+          return stopping_ || !inbox_.empty() || !running_.empty() || !waiting_.empty();
+        });
+        for (auto& seq : inbox_) waiting_.push_back(std::move(seq));
+        inbox_.clear();
+        if (stopping_) break;
+      }
+      Step();
+    }
+    // Shutdown: everything still queued or running ends as aborted.
+    for (auto& seq : running_) Finish(*seq, FinishReason::kAbort);
+    for (auto& seq : waiting_) Finish(*seq, FinishReason::kAbort);
+    running_.clear();
+    waiting_.clear();
+  }
+
+  // One engine step: drop aborted requests, admit waiting ones whose whole KV reservation
+  // fits, run decodes then prefill chunks within the token budget, sample, emit.
+  void Step() {
+    DropAborted(&running_);
+    DropAborted(&waiting_);
+    while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+      Sequence& seq = *waiting_.front();
+      if (!block_pool_.Allocate(CeilDiv(seq.max_len(), kv_cache_->block_size()), &seq.blocks)) {
+        break;  // FCFS: later requests wait behind the first that does not fit
+      }
+      running_.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+    if (running_.empty()) return;
+
+    // Decodes (one token each) first, so a long prompt never stalls running streams.
+    batch_.Clear();
+    step_seqs_.clear();
+    int32_t budget = config_.max_num_batched_tokens;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (auto& owned : running_) {
+        Sequence& seq = *owned;
+        const int32_t remaining = static_cast<int32_t>(seq.tokens.size()) - seq.num_computed;
+        const bool is_decode = remaining == 1 && seq.num_generated() > 0;
+        if ((pass == 0) != is_decode || budget == 0) continue;
+        const int32_t n = std::min(remaining, budget);
+        AddToBatch(seq, n);
+        budget -= n;
+      }
+    }
+    if (step_seqs_.empty()) return;
+
+    model_->Forward(batch_, kv_cache_.get(), logits_.data());
+
+    for (size_t i = 0; i < step_seqs_.size(); ++i) {
+      Sequence& seq = *step_seqs_[i];
+      seq.num_computed += batch_.sequences[i].num_tokens;
+      if (seq.num_computed < static_cast<int32_t>(seq.tokens.size())) continue;  // mid-prefill
+      const absl::Span<const float> logits(logits_.data() + i * info_.vocab_size,
+                                           info_.vocab_size);
+      const int32_t token = sampler_.Sample(logits, seq.request.sampling, &seq.rng);
+      seq.tokens.push_back(token);
+      EmitToken(seq, token);
+    }
+    std::erase_if(running_, [](const std::unique_ptr<Sequence>& seq) { return seq->finished; });
+  }
+
+  void AddToBatch(Sequence& seq, int32_t n) {
+    const int32_t block_size = kv_cache_->block_size();
+    BatchSequence entry;
+    entry.token_begin = static_cast<int32_t>(batch_.token_ids.size());
+    entry.num_tokens = n;
+    entry.context_len = seq.num_computed + n;
+    entry.block_table = seq.blocks.data();
+    for (int32_t p = seq.num_computed; p < seq.num_computed + n; ++p) {
+      batch_.token_ids.push_back(seq.tokens[p]);
+      batch_.positions.push_back(p);
+      batch_.slots.push_back(seq.blocks[p / block_size] * block_size + p % block_size);
+    }
+    batch_.sequences.push_back(entry);
+    step_seqs_.push_back(&seq);
+  }
+
+  // Sends the token's text to the client; a finished sequence gives back its blocks and
+  // leaves running_ at the end of the step.
+  void EmitToken(Sequence& seq, int32_t token) {
+    RequestOutput out;
+    out.token_ids.push_back(token);
+    out.text_delta = seq.detokenizer.Push(token);
+    out.prompt_tokens = seq.prompt_len;
+    out.completion_tokens = seq.num_generated();
+    const std::vector<int32_t>& stops = tokenizer_->stop_ids();
+    if (!seq.request.sampling.ignore_eos &&
+        std::find(stops.begin(), stops.end(), token) != stops.end()) {
+      out.finish_reason = FinishReason::kStop;
+    } else if (seq.num_generated() >= seq.request.sampling.max_tokens ||
+               static_cast<int32_t>(seq.tokens.size()) >= info_.max_model_len) {
+      out.finish_reason = FinishReason::kLength;
+    }
+    const bool finished = out.finished();
+    if (finished) out.text_delta += seq.detokenizer.Flush();
+    seq.handle->Push(std::move(out));
+    if (finished) Release(seq);
+  }
+
+  void Release(Sequence& seq) {
+    block_pool_.Free(seq.blocks);
+    seq.blocks.clear();
+    seq.finished = true;
+  }
+
+  void Finish(Sequence& seq, FinishReason reason) {
+    RequestOutput out;
+    out.finish_reason = reason;
+    out.prompt_tokens = seq.prompt_len;
+    out.completion_tokens = seq.num_generated();
+    seq.handle->Push(std::move(out));
+    if (!seq.blocks.empty()) {
+      block_pool_.Free(seq.blocks);
+      seq.blocks.clear();
+    }
+  }
+
+  template <typename Container>
+  void DropAborted(Container* seqs) {
+    for (auto& seq : *seqs) {
+      if (seq->handle->aborted()) {
+        Finish(*seq, FinishReason::kAbort);
+        seq.reset();
+      }
+    }
+    std::erase_if(*seqs, [](const std::unique_ptr<Sequence>& seq) { return seq == nullptr; });
+  }
+
+  const EngineConfig config_;
+  const std::unique_ptr<gguf::GgufFile> file_;
+  const std::unique_ptr<Tokenizer> tokenizer_;
+  const std::unique_ptr<ChatTemplate> chat_template_;
+  const ModelInfo info_;
+  const std::unique_ptr<CpuBackend> backend_;
+  const std::unique_ptr<Model> model_;
+  const std::unique_ptr<KvCache> kv_cache_;
+
+  // Engine-thread state.
+  BlockPool block_pool_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  ForwardBatch batch_;
+  std::vector<Sequence*> step_seqs_;
+  std::vector<float> logits_;  // [max_num_seqs, vocab]
+  Sampler sampler_;
+
+  // Shared with submitting threads.
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mutex_
+  bool stopping_ = false;                         // guarded by mutex_
+  std::mt19937_64 seed_sequence_;                 // guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
+  MOESERVE_RETURN_IF_ERROR(config.Validate());
+  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file,
+                            gguf::GgufFile::Open(config.model_path));
+  MOESERVE_ASSIGN_OR_RETURN(ModelConfig model_config, ModelConfigFromGguf(*file));
+  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadGgufTokenizer(*file));
+  if (tokenizer->vocab_size() != model_config.vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file->path(), ": the tokenizer has ", tokenizer->vocab_size(),
+                     " tokens but token_embd.weight has ", model_config.vocab_size, " rows"));
+  }
+
+  std::string template_source = config.chat_template_override;
+  if (template_source.empty()) {
+    absl::StatusOr<std::string> from_file = file->GetString("tokenizer.chat_template");
+    if (!from_file.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file->path(), ": the model has no chat template (tokenizer.chat_template); ",
+          "pass one with --chat-template FILE"));
+    }
+    template_source = *std::move(from_file);
+  }
+  ChatTemplate::Options template_options;
+  if (tokenizer->bos_id() >= 0) template_options.bos_token = tokenizer->TokenBytes(tokenizer->bos_id());
+  if (tokenizer->eos_id() >= 0) template_options.eos_token = tokenizer->TokenBytes(tokenizer->eos_id());
+  absl::StatusOr<std::unique_ptr<ChatTemplate>> chat_template =
+      ChatTemplate::Create(template_source, template_options);
+  if (!chat_template.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        config.chat_template_override.empty() ? file->path() : "--chat-template",
+        ": the chat template cannot be used: ", chat_template.status().message()));
+  }
+
+  ModelInfo info;
+  info.name = model_config.name;
+  info.architecture = model_config.architecture;
+  info.vocab_size = model_config.vocab_size;
+  info.max_model_len = config.max_model_len > 0
+                           ? std::min(config.max_model_len, model_config.max_position_embeddings)
+                           : model_config.max_position_embeddings;
+
+  const int64_t block_bytes = KvCache::BytesPerBlock(model_config, config.block_size);
+  const int64_t num_blocks = config.kv_cache_memory_bytes / block_bytes;
+  if (num_blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the KV cache budget of ", config.kv_cache_memory_bytes,
+        " bytes is smaller than one block (", block_bytes, " bytes)"));
+  }
+
+  MOESERVE_LOG_INFO("loading {}: {} layers, hidden {}, {} heads ({} kv), vocab {}",
+                    file->path(), model_config.num_layers, model_config.hidden_size,
+                    model_config.num_heads, model_config.num_kv_heads, model_config.vocab_size);
+  MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, LoadGgufWeights(*file, model_config));
+  MOESERVE_LOG_INFO("{} parameters as f32 ({:.1f} MiB); KV cache: {} blocks of {} tokens "
+                    "({:.1f} MiB); max_model_len {}",
+                    weights.num_parameters, weights.num_parameters * 4.0 / (1 << 20),
+                    num_blocks, config.block_size, num_blocks * block_bytes / double(1 << 20),
+                    info.max_model_len);
+
+#ifdef MOESERVE_WITH_CUDA
+  // The CUDA backend's ops arrive with a later release; say what was found meanwhile.
+  std::string cuda_error;
+  const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&cuda_error);
+  if (!devices.empty()) {
+    MOESERVE_LOG_INFO("{} CUDA device(s) visible (first: {}, sm_{}); this build runs the "
+                      "model on the CPU backend", devices.size(), devices[0].name,
+                      devices[0].compute_capability);
+  }
+#endif
+  auto backend = std::make_unique<CpuBackend>(config.num_threads);
+  auto model = std::make_unique<Model>(model_config, std::move(weights), backend.get(),
+                                       config.max_num_batched_tokens, config.max_num_seqs);
+  auto kv_cache = std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks),
+                                            config.block_size);
+  return std::unique_ptr<Engine>(new EngineImpl(
+      config, std::move(file), std::move(tokenizer), *std::move(chat_template), std::move(info),
+      std::move(backend), std::move(model), std::move(kv_cache)));
+}
+
+}  // namespace moeserve

@@ -17,11 +17,15 @@
 namespace moeserve {
 
 struct EngineConfig {
-  std::string model_path;         // a .gguf file
+  std::string model_path;              // a .gguf file
   std::string chat_template_override;  // template source; empty = the model's own
-  int32_t max_model_len = 0;      // 0 = the model's context length
-  int32_t num_threads = 0;        // 0 = every core this process may use
-  uint64_t seed = 0;              // default seed for requests that give none
+  int32_t max_model_len = 0;           // 0 = the model's context length
+  int32_t num_threads = 0;             // 0 = every core this process may use
+  uint64_t seed = 0;                   // seeds requests that give none (each differently)
+  int32_t max_num_seqs = 16;           // sequences running at once
+  int32_t max_num_batched_tokens = 2048;  // tokens per engine step (prefill chunks + decodes)
+  int32_t block_size = 16;             // tokens per KV-cache block
+  int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // KV pool size
 
   absl::Status Validate() const;
 };

@@ -1,0 +1,43 @@
+// The Backend on the host CPU: f32 tensors, kernels/cpu ops, GEMMs on OpenBLAS and the
+// other data-parallel loops on a ThreadPool sized to the cores this process may use.
+#ifndef MOESERVE_ENGINE_CPU_BACKEND_H_
+#define MOESERVE_ENGINE_CPU_BACKEND_H_
+
+#include <memory>
+
+#include "common/thread_pool.h"
+#include "engine/backend.h"
+
+namespace moeserve {
+
+class CpuBackend : public Backend {
+ public:
+  // num_threads <= 0 uses every core this process may use.
+  explicit CpuBackend(int num_threads);
+
+  Device device() const override { return Device::kCpu; }
+  void Embedding(const Tensor& table, absl::Span<const int32_t> ids, Tensor out) override;
+  void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override;
+  void AddRmsNorm(const Tensor& x, Tensor residual, const Tensor& weight, float eps,
+                  Tensor out) override;
+  void Linear(const Tensor& x, const Tensor& w, Tensor y, bool accumulate) override;
+  void Rope(Tensor q, Tensor k, absl::Span<const int32_t> positions,
+            const std::vector<float>& inv_freq, RopeLayout layout) override;
+  void WriteKv(const Tensor& k, const Tensor& v, absl::Span<const int32_t> slots,
+               Tensor k_cache, Tensor v_cache) override;
+  void PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                      absl::Span<const BatchSequence> sequences, const AttentionParams& params,
+                      Tensor out) override;
+  void SiluAndMul(const Tensor& gate_up, Tensor out) override;
+  void SplitColumns(const Tensor& src, absl::Span<Tensor> parts) override;
+  void GatherRows(const Tensor& src, absl::Span<const int32_t> rows, Tensor dst) override;
+
+  int num_threads() const { return pool_->num_threads(); }
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_ENGINE_CPU_BACKEND_H_

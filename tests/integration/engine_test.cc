@@ -1,0 +1,229 @@
+// The Engine facade on the real SmolLM2 model: the loop thread, request handles, greedy
+// and seeded sampling, EOS and length finishes, concurrency, aborts and submit errors.
+#include "engine/engine.h"
+
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/test_paths.h"
+
+namespace moeserve {
+namespace {
+
+struct Collected {
+  std::string text;
+  std::vector<int32_t> tokens;
+  FinishReason finish = FinishReason::kNone;
+  absl::Status error;
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+};
+
+Collected Collect(RequestHandle& handle) {
+  Collected c;
+  while (true) {
+    std::optional<RequestOutput> out = handle.Next(absl::Seconds(120));
+    if (!out.has_value()) {
+      c.error = absl::DeadlineExceededError("no output within 120 s");
+      return c;
+    }
+    c.text += out->text_delta;
+    c.tokens.insert(c.tokens.end(), out->token_ids.begin(), out->token_ids.end());
+    c.prompt_tokens = out->prompt_tokens;
+    c.completion_tokens = out->completion_tokens;
+    if (out->finished()) {
+      c.finish = out->finish_reason;
+      c.error = out->error;
+      return c;
+    }
+  }
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (testing::DefaultModelPath().empty()) return;
+    EngineConfig config;
+    config.model_path = testing::DefaultModelPath();
+    config.max_model_len = 512;
+    config.max_num_seqs = 4;
+    config.max_num_batched_tokens = 64;  // long prompts are chunked
+    auto engine = Engine::Create(config);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = engine->release();
+    std::ifstream in(testing::SourcePath("tests/fixtures/smollm2_greedy.json"));
+    fixture_ = new nlohmann::json(nlohmann::json::parse(in));
+  }
+  static void TearDownTestSuite() {
+    delete engine_;
+    delete fixture_;
+  }
+  void SetUp() override {
+    if (engine_ == nullptr) GTEST_SKIP() << "default model not installed (scripts/bootstrap.sh)";
+  }
+
+  static Request MakeRequest(int prompt_index, int32_t max_tokens, float temperature = 0.0f) {
+    Request r;
+    r.id = "test-" + std::to_string(prompt_index);
+    r.prompt_token_ids =
+        (*fixture_)["prompts"][prompt_index]["prompt_ids"].get<std::vector<int32_t>>();
+    r.sampling.max_tokens = max_tokens;
+    r.sampling.temperature = temperature;
+    return r;
+  }
+
+  static std::vector<int32_t> FixtureTokens(int prompt_index) {
+    std::vector<int32_t> tokens;
+    for (const auto& step : (*fixture_)["prompts"][prompt_index]["steps"]) {
+      tokens.push_back(step["token"].get<int32_t>());
+    }
+    return tokens;
+  }
+
+  static Collected Run(Request r) {
+    auto handle = engine_->Submit(std::move(r));
+    EXPECT_TRUE(handle.ok()) << handle.status();
+    if (!handle.ok()) return {};
+    return Collect(**handle);
+  }
+
+  static Engine* engine_;
+  static nlohmann::json* fixture_;
+};
+Engine* EngineTest::engine_ = nullptr;
+nlohmann::json* EngineTest::fixture_ = nullptr;
+
+TEST_F(EngineTest, GreedyMatchesTransformersAndStopsAtLength) {
+  Request r = MakeRequest(1, 32);
+  r.sampling.ignore_eos = true;
+  const Collected c = Run(std::move(r));
+  ASSERT_TRUE(c.error.ok()) << c.error;
+  EXPECT_EQ(c.tokens, FixtureTokens(1));
+  EXPECT_EQ(c.finish, FinishReason::kLength);
+  EXPECT_EQ(c.completion_tokens, 32);
+  EXPECT_EQ(c.text, engine_->tokenizer().Decode(c.tokens, /*skip_special=*/true));
+}
+
+TEST_F(EngineTest, StopsAtEndOfTurn) {
+  const Collected c = Run(MakeRequest(0, 64));
+  ASSERT_TRUE(c.error.ok()) << c.error;
+  EXPECT_EQ(c.finish, FinishReason::kStop);
+  EXPECT_EQ(c.text, "The capital of France is Paris.");
+  EXPECT_LT(c.completion_tokens, 64);
+}
+
+TEST_F(EngineTest, ConcurrentRequestsMatchSequentialOnes) {
+  const int n = static_cast<int>((*fixture_)["prompts"].size());
+  std::vector<Collected> sequential;
+  for (int i = 0; i < n; ++i) sequential.push_back(Run(MakeRequest(i, 24)));
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < n; ++i) {
+    auto h = engine_->Submit(MakeRequest(i, 24));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  std::vector<Collected> concurrent(n);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < n; ++i) readers.emplace_back([&, i] { concurrent[i] = Collect(*handles[i]); });
+  for (std::thread& t : readers) t.join();
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(concurrent[i].tokens, sequential[i].tokens) << "prompt " << i;
+    EXPECT_EQ(concurrent[i].text, sequential[i].text) << "prompt " << i;
+  }
+}
+
+TEST_F(EngineTest, SameSeedSameSampleDifferentSeedDifferentSample) {
+  auto sample = [](uint64_t seed) {
+    Request r = MakeRequest(1, 24, 1.0f);
+    r.sampling.seed = seed;
+    r.sampling.ignore_eos = true;
+    return Run(std::move(r)).tokens;
+  };
+  const std::vector<int32_t> a = sample(7), b = sample(7), c = sample(8);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(EngineTest, AbortEndsTheRequestAndTheEngineGoesOn) {
+  Request r = MakeRequest(2, 400);
+  r.sampling.ignore_eos = true;
+  auto handle = engine_->Submit(std::move(r));
+  ASSERT_TRUE(handle.ok());
+  std::optional<RequestOutput> first = (*handle)->Next(absl::Seconds(60));
+  ASSERT_TRUE(first.has_value());
+  (*handle)->Abort();
+  const Collected rest = Collect(**handle);
+  EXPECT_EQ(rest.finish, FinishReason::kAbort);
+  EXPECT_LT(rest.completion_tokens, 400);
+  EXPECT_EQ(Run(MakeRequest(0, 64)).text, "The capital of France is Paris.");
+}
+
+TEST_F(EngineTest, SubmitRejectsBadRequests) {
+  Request empty = MakeRequest(0, 8);
+  empty.prompt_token_ids.clear();
+  EXPECT_EQ(engine_->Submit(empty).status().code(), absl::StatusCode::kInvalidArgument);
+
+  Request too_long = MakeRequest(0, 600);
+  const absl::Status status = engine_->Submit(too_long).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("maximum context length is 512"), std::string::npos) << status;
+
+  Request bad_token = MakeRequest(0, 8);
+  bad_token.prompt_token_ids.push_back(engine_->model_info().vocab_size);
+  EXPECT_EQ(engine_->Submit(bad_token).status().code(), absl::StatusCode::kInvalidArgument);
+
+  Request bad_temperature = MakeRequest(0, 8, -1.0f);
+  EXPECT_EQ(engine_->Submit(bad_temperature).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineCreateTest, MissingAndTruncatedModelsNameTheFile) {
+  EngineConfig config;
+  config.model_path = "/nonexistent/model.gguf";
+  absl::Status status = Engine::Create(config).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("/nonexistent/model.gguf"), std::string::npos) << status;
+
+  const std::string model = testing::DefaultModelPath();
+  if (model.empty()) GTEST_SKIP() << "default model not installed";
+  const std::string truncated = testing::TempDir() + "/truncated.gguf";
+  {
+    std::ifstream in(model, std::ios::binary);
+    std::vector<char> head(20'000'000);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    std::ofstream out(truncated, std::ios::binary);
+    out.write(head.data(), static_cast<std::streamsize>(head.size()));
+  }
+  config.model_path = truncated;
+  status = Engine::Create(config).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(truncated), std::string::npos) << status;
+}
+
+TEST(EngineShutdownTest, ShutdownAbortsWhatIsInFlight) {
+  if (testing::DefaultModelPath().empty()) GTEST_SKIP() << "default model not installed";
+  EngineConfig config;
+  config.model_path = testing::DefaultModelPath();
+  config.max_model_len = 256;
+  auto engine = Engine::Create(config);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  Request r;
+  r.id = "long";
+  r.prompt_token_ids = {1, 9690, 198};
+  r.sampling.max_tokens = 200;
+  r.sampling.ignore_eos = true;
+  auto handle = (*engine)->Submit(r);
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE((*handle)->Next(absl::Seconds(60)).has_value());
+  (*engine)->Shutdown();
+  const Collected rest = Collect(**handle);
+  EXPECT_EQ(rest.finish, FinishReason::kAbort);
+  EXPECT_EQ((*engine)->Submit(r).status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace moeserve
