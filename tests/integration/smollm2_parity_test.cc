@@ -22,9 +22,9 @@
 namespace moeserve {
 namespace {
 
-// Logits of HF f32 and ours differ by summation order only; 32 steps of SmolLM2 stay
-// well inside this (the printed maxima are around 1e-3).
-constexpr double kMaxLogitDiff = 2e-2;
+// Logits of HF f32 and ours differ by summation order only: the printed per-step maxima
+// are 1e-5 to 6e-5 on logits of magnitude ~20; this bound leaves 20x headroom.
+constexpr double kMaxLogitDiff = 1e-3;
 constexpr int kBlockSize = 16;
 
 class SmolLm2ParityTest : public ::testing::Test {
