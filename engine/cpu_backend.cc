@@ -19,7 +19,7 @@ void CheckF32(const Tensor& t) { CHECK(t.dtype() == DType::kF32 && t.device() ==
 CpuBackend::CpuBackend(int num_threads) {
   const int threads = num_threads > 0 ? num_threads : ThreadPool::DefaultNumThreads();
   pool_ = std::make_unique<ThreadPool>(threads);
-  cpu::SetGemmThreads(threads);
+  cpu::UseSingleThreadedBlas();
 }
 
 void CpuBackend::Embedding(const Tensor& table, absl::Span<const int32_t> ids, Tensor out) {
@@ -55,7 +55,7 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, Tensor y, bool accumul
   const int64_t m = x.num_rows(), k = x.row_size(), n = w.num_rows();
   CHECK(w.row_size() == k && y.num_rows() == m && y.row_size() == n);
   cpu::Gemm(x.data_as<float>(), w.data_as<float>(), y.data_as<float>(), m, n, k,
-            accumulate ? 1.0f : 0.0f);
+            accumulate ? 1.0f : 0.0f, pool_.get());
 }
 
 void CpuBackend::Rope(Tensor q, Tensor k, absl::Span<const int32_t> positions,

@@ -1,5 +1,6 @@
-// The Backend on the host CPU: f32 tensors, kernels/cpu ops, GEMMs on OpenBLAS and the
-// other data-parallel loops on a ThreadPool sized to the cores this process may use.
+// The Backend on the host CPU: f32 tensors and kernels/cpu ops, every data-parallel loop
+// (GEMM column slices on single-threaded OpenBLAS included) on one ThreadPool sized to the
+// cores this process may use.
 #ifndef MOESERVE_ENGINE_CPU_BACKEND_H_
 #define MOESERVE_ENGINE_CPU_BACKEND_H_
 

@@ -48,6 +48,7 @@ void AttendGroup(const float* q, const float* k_cache, const float* v_cache, con
         const int64_t head = item.kv_head * group + g0 + g;
         const float* qh = q + (row * shape.num_heads + head) * hd;
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < hd; ++d) dot += qh[d] * k[d];
         const float score = dot * shape.scale;
         if (score > max_score[g]) {

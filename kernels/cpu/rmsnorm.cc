@@ -7,6 +7,7 @@ namespace {
 
 void NormalizeRow(const float* x, const float* weight, float eps, int64_t dim, float* out) {
   float sum_sq = 0.0f;
+#pragma omp simd reduction(+ : sum_sq)
   for (int64_t j = 0; j < dim; ++j) sum_sq += x[j] * x[j];
   const float scale = 1.0f / std::sqrt(sum_sq / static_cast<float>(dim) + eps);
   for (int64_t j = 0; j < dim; ++j) out[j] = x[j] * scale * weight[j];

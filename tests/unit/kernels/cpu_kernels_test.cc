@@ -40,10 +40,11 @@ double NormalizedError(const std::vector<float>& a, const std::vector<double>& b
 }
 
 TEST(CpuKernelsTest, Gemm) {
-  for (auto [m, n, k] : {std::tuple{1, 193, 576}, {7, 64, 130}, {33, 257, 96}}) {
+  for (auto [m, n, k] : {std::tuple{1, 193, 576}, {1, 1000, 300}, {7, 64, 130}, {33, 257, 96}}) {
     const std::vector<float> x = Random(m * k, 1), w = Random(n * k, 2);
     std::vector<float> y = Poisoned(m * n);
-    Gemm(x.data(), w.data(), y.data(), m, n, k);
+    ThreadPool pool(3);
+    Gemm(x.data(), w.data(), y.data(), m, n, k, 0.0f, &pool);
     std::vector<double> ref(m * n);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n; ++j) {
@@ -55,7 +56,7 @@ TEST(CpuKernelsTest, Gemm) {
     EXPECT_LT(NormalizedError(y, ref), 1e-5) << m << "x" << n << "x" << k;
     // beta = 1 accumulates.
     std::vector<float> y2 = y;
-    Gemm(x.data(), w.data(), y2.data(), m, n, k, 1.0f);
+    Gemm(x.data(), w.data(), y2.data(), m, n, k, 1.0f);  // single-threaded path
     for (double& r : ref) r *= 2.0;
     EXPECT_LT(NormalizedError(y2, ref), 1e-5);
   }
