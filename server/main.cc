@@ -1,0 +1,261 @@
+// moeserve: the OpenAI-compatible server process. Turns flags into an EngineConfig, loads
+// the engine, serves the routes, and on SIGINT/SIGTERM stops the HTTP server (running
+// requests are aborted), shuts the engine down and exits 0.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/byte_size.h"
+#include "common/logging.h"
+#include "engine/engine.h"
+#include "server/chat_routes.h"
+#include "server/http_server.h"
+#include "server/model_routes.h"
+
+// Flag names follow vLLM's; write them with dashes or underscores (--max-model-len).
+ABSL_FLAG(std::string, model, "", "Path to the model: a .gguf file. Required.");
+ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on.");
+ABSL_FLAG(int32_t, port, 8000, "Port to listen on (0 picks a free one).");
+ABSL_FLAG(std::string, served_model_name, "",
+          "Model name clients use in requests; default: the model file's stem.");
+ABSL_FLAG(int32_t, max_model_len, 0,
+          "Context length, prompt + generated tokens; 0 = the model's own.");
+ABSL_FLAG(uint64_t, seed, 0, "Default sampling seed for requests that give none.");
+ABSL_FLAG(int32_t, threads, 0, "CPU threads for the engine; 0 = every core this process may use.");
+ABSL_FLAG(std::string, chat_template, "",
+          "Path to a Jinja chat template to use instead of the model's own.");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(int32_t, max_num_seqs, 16, "Requests decoded together in one engine step.");
+ABSL_FLAG(int32_t, max_num_batched_tokens, 2048,
+          "Tokens per engine step; longer prompts are prefilled in chunks.");
+ABSL_FLAG(int32_t, block_size, 16, "Tokens per KV-cache block.");
+ABSL_FLAG(std::string, kv_cache_memory, "1GiB",
+          "Memory for the KV cache: bytes, or with a suffix (512MiB, 2GiB, 800MB).");
+
+namespace moeserve {
+namespace {
+
+// absl flags are spelled with underscores; vLLM's users type dashes. Rewrites the names
+// (not the values) of "--flag-name[=value]" arguments, up to a bare "--".
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) != 0) continue;
+    const size_t name_end = std::min(arg.find('='), arg.size());
+    for (size_t j = 2; j < name_end; ++j) {
+      if (arg[j] == '-') arg[j] = '_';
+    }
+  }
+  return args;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+std::string DefaultServedModelName(const std::string& model_path) {
+  std::filesystem::path path(model_path);
+  if (path.filename().empty()) path = path.parent_path();  // "dir/"
+  return path.stem().string();
+}
+
+absl::StatusOr<EngineConfig> EngineConfigFromFlags() {
+  EngineConfig config;
+  config.model_path = absl::GetFlag(FLAGS_model);
+  if (config.model_path.empty()) return absl::InvalidArgumentError("--model is required");
+  const std::string template_path = absl::GetFlag(FLAGS_chat_template);
+  if (!template_path.empty()) {
+    absl::StatusOr<std::string> source = ReadFile(template_path);
+    if (!source.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--chat-template: ", source.status().message()));
+    }
+    config.chat_template_override = *std::move(source);
+  }
+  config.max_model_len = absl::GetFlag(FLAGS_max_model_len);
+  config.num_threads = absl::GetFlag(FLAGS_threads);
+  config.seed = absl::GetFlag(FLAGS_seed);
+  config.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  config.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  config.block_size = absl::GetFlag(FLAGS_block_size);
+  absl::StatusOr<int64_t> kv_bytes = ParseByteSize(absl::GetFlag(FLAGS_kv_cache_memory));
+  if (!kv_bytes.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kv-cache-memory: ", kv_bytes.status().message()));
+  }
+  config.kv_cache_memory_bytes = *kv_bytes;
+  if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
+  return config;
+}
+
+// SIGINT/SIGTERM reach a handler that only writes the signal number into a pipe; a waiter
+// thread reads it and runs the shutdown as ordinary code. (Masking the signals and using
+// sigwait would not do: libraries such as OpenBLAS start threads before main(), and a
+// thread with the signal unblocked would take the default action and kill the process.)
+// A second signal while shutting down exits at once.
+int signal_pipe[2] = {-1, -1};
+std::atomic<int> signals_received{0};
+
+void OnSignal(int signal_number) {
+  if (signals_received.fetch_add(1) > 0) std::_Exit(1);
+  const int saved_errno = errno;
+  const auto byte = static_cast<unsigned char>(signal_number);
+  (void)!write(signal_pipe[1], &byte, 1);
+  errno = saved_errno;
+}
+
+class SignalWaiter {
+ public:
+  SignalWaiter() {
+    CHECK(pipe2(signal_pipe, O_CLOEXEC) == 0);
+    struct sigaction action {};
+    action.sa_handler = OnSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    // Also when the parent left them ignored (background jobs of a non-interactive shell).
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~SignalWaiter() { Finish(); }
+  SignalWaiter(const SignalWaiter&) = delete;
+  SignalWaiter& operator=(const SignalWaiter&) = delete;
+
+  // From now on a signal stops `server`; before, it ends the process at once (nothing to
+  // clean up while the model loads).
+  void set_server(HttpServer* server) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    server_ = server;
+  }
+
+  // Stops waiting; returns once a shutdown the waiter began (server->Stop()) is done.
+  void Finish() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finishing_ = true;
+    }
+    const unsigned char wake = 0;
+    (void)!write(signal_pipe[1], &wake, 1);
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    unsigned char byte = 0;
+    while (read(signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    HttpServer* server = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (finishing_ || byte == 0) return;
+      if (server_ == nullptr) {
+        MOESERVE_LOG_INFO("received {} while starting; exiting", strsignal(byte));
+        std::_Exit(0);
+      }
+      server = server_;
+    }
+    MOESERVE_LOG_INFO("received {}; shutting down", strsignal(byte));
+    server->Stop();
+  }
+
+  std::thread thread_;
+  std::mutex mutex_;
+  HttpServer* server_ = nullptr;  // guarded by mutex_
+  bool finishing_ = false;        // guarded by mutex_
+};
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "OpenAI-compatible MoE inference server.\n  moeserve --model PATH.gguf [--port 8000]");
+  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& arg : args) arg_ptrs.push_back(arg.data());
+  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+
+  if (!SetLogLevel(absl::GetFlag(FLAGS_log_level))) {
+    MOESERVE_LOG_ERROR("--log-level: unknown level '{}'", absl::GetFlag(FLAGS_log_level));
+    return 1;
+  }
+  const int32_t port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    MOESERVE_LOG_ERROR("--port must be between 0 and 65535, got {}", port);
+    return 1;
+  }
+  absl::StatusOr<EngineConfig> config = EngineConfigFromFlags();
+  if (!config.ok()) {
+    MOESERVE_LOG_ERROR("{}", std::string(config.status().message()));
+    return 1;
+  }
+
+  SignalWaiter signals;
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(*config);
+  if (!engine.ok()) {
+    MOESERVE_LOG_ERROR("cannot load the model: {}", std::string(engine.status().message()));
+    return 1;
+  }
+
+  ServedModel model;
+  model.name = absl::GetFlag(FLAGS_served_model_name);
+  if (model.name.empty()) model.name = DefaultServedModelName(config->model_path);
+  model.max_model_len = (*engine)->model_info().max_model_len;
+  model.created = absl::ToUnixSeconds(absl::Now());
+
+  HttpServer::Options options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = port;
+  HttpServer server(options);
+  RegisterModelRoutes(model, &server);
+  RegisterChatRoutes(engine->get(), model, &server);
+  if (absl::Status started = server.Start(); !started.ok()) {
+    MOESERVE_LOG_ERROR("{}", std::string(started.message()));
+    (*engine)->Shutdown();
+    return 1;
+  }
+  signals.set_server(&server);
+  MOESERVE_LOG_INFO("serving {} as '{}' (context {} tokens) on http://{}:{}", config->model_path,
+                    model.name, model.max_model_len, options.host, server.port());
+
+  const absl::Status served = server.Wait();
+  if (!served.ok()) MOESERVE_LOG_ERROR("{}", std::string(served.message()));
+  signals.Finish();
+  server.Stop();
+  (*engine)->Shutdown();
+  MOESERVE_LOG_INFO("stopped");
+  return served.ok() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace moeserve
+
+int main(int argc, char** argv) { return moeserve::Main(argc, argv); }

@@ -97,3 +97,23 @@ def test_truncated_model_fails_startup_naming_the_file(tmp_path):
     out = proc.stdout + proc.stderr
     assert str(truncated) in out
     assert "truncat" in out.lower() or "outside" in out.lower() or "past the end" in out.lower()
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--kv-cache-memory", "lots", "--kv-cache-memory"),
+    ("--max-num-seqs", "0", "max_num_seqs"),
+    ("--port", "70000", "--port"),
+    ("--log-level", "loud", "--log-level"),
+])
+def test_bad_flags_fail_startup_with_a_message(flag, value, expected):
+    proc = subprocess.run([str(BIN), "--model", str(MODEL), flag, value],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc
+    assert expected in proc.stdout + proc.stderr
+
+
+def test_kv_cache_too_small_for_one_block_fails_startup():
+    proc = subprocess.run([str(BIN), "--model", str(MODEL), "--kv-cache-memory", "1KiB"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc
+    assert "smaller than one block" in proc.stdout + proc.stderr
