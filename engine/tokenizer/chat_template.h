@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/tokenizer/jinja/value.h"
 
 namespace moeserve {
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant", ...
+  std::string role;  // "system", "user", "assistant", ...
   std::string content;
 };
 
@@ -25,6 +26,8 @@ class ChatTemplate {
     std::string eos_token;
   };
 
+  // Errors: InvalidArgument for a template jinja2 rejects too, Unimplemented for a valid
+  // one using a construct not supported here; both "line L, column C: ...".
   static absl::StatusOr<std::unique_ptr<ChatTemplate>> Create(const std::string& source,
                                                               Options options);
   virtual ~ChatTemplate() = default;
@@ -33,6 +36,12 @@ class ChatTemplate {
   // conversation the model does not accept, or a runtime type error.
   virtual absl::StatusOr<std::string> Render(const std::vector<ChatMessage>& messages,
                                              bool add_generation_prompt) const = 0;
+
+  // Renders with caller-built template variables, for what ChatMessage does not carry
+  // (tool calls, content parts, `tools`, extra kwargs such as enable_thinking).
+  // `variables` is a jinja::Value dict; bos_token and eos_token come from Options unless it
+  // sets them. Same errors as Render().
+  virtual absl::StatusOr<std::string> RenderVariables(const jinja::Value& variables) const = 0;
 };
 
 }  // namespace moeserve
