@@ -1,0 +1,369 @@
+#include "server/chat_routes.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "engine/engine.h"
+#include "engine/request.h"
+#include "engine/request_handle.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/model_routes.h"
+
+namespace moeserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Json = nlohmann::json;
+
+constexpr int32_t kBos = 1;
+constexpr int32_t kMaxModelLen = 64;
+
+// One token per byte (id = byte + 10); "<s>" is BOS when special tokens are parsed.
+class FakeTokenizer : public Tokenizer {
+ public:
+  std::vector<int32_t> Encode(std::string_view text, bool parse_special) const override {
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (parse_special && text.substr(i, 3) == "<s>") {
+        ids.push_back(kBos);
+        i += 2;
+      } else {
+        ids.push_back(static_cast<unsigned char>(text[i]) + 10);
+      }
+    }
+    return ids;
+  }
+  std::string TokenBytes(int32_t id) const override { return std::string(1, char(id - 10)); }
+  std::string Decode(absl::Span<const int32_t> ids, bool) const override { return ""; }
+  int32_t vocab_size() const override { return 266; }
+  bool IsSpecial(int32_t id) const override { return id < 10; }
+  std::optional<int32_t> FindToken(std::string_view) const override { return std::nullopt; }
+  int32_t bos_id() const override { return kBos; }
+  int32_t eos_id() const override { return 2; }
+  bool add_bos_token() const override { return true; }
+  const std::vector<int32_t>& stop_ids() const override { return stop_ids_; }
+
+ private:
+  std::vector<int32_t> stop_ids_ = {2};
+};
+
+// "<role>content" per message, then "<assistant>"; a message "RAISE" fails like
+// raise_exception() in a Jinja template.
+class FakeChatTemplate : public ChatTemplate {
+ public:
+  absl::StatusOr<std::string> Render(const std::vector<ChatMessage>& messages,
+                                     bool add_generation_prompt) const override {
+    std::string out = prefix;
+    for (const ChatMessage& message : messages) {
+      if (message.content == "RAISE") {
+        return absl::InvalidArgumentError("Conversation roles must alternate");
+      }
+      out += "<" + message.role + ">" + message.content;
+    }
+    if (add_generation_prompt) out += "<assistant>";
+    return out;
+  }
+  absl::StatusOr<std::string> RenderVariables(const jinja::Value&) const override {
+    return absl::UnimplementedError("not used by the chat route");
+  }
+  std::string prefix;
+};
+
+// Records submitted requests and pushes a scripted list of outputs into each handle.
+class FakeEngine : public Engine {
+ public:
+  FakeEngine() { info_.max_model_len = kMaxModelLen; }
+
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) override {
+    if (!submit_error.ok()) return submit_error;
+    auto handle = std::make_shared<RequestHandle>(request.id);
+    for (const RequestOutput& output : script) handle->Push(output);
+    submitted.push_back(std::move(request));
+    handles.push_back(handle);
+    return handle;
+  }
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  const ChatTemplate& chat_template() const override { return chat_template_; }
+  const ModelInfo& model_info() const override { return info_; }
+  void Shutdown() override {}
+
+  FakeChatTemplate& mutable_template() { return chat_template_; }
+
+  absl::Status submit_error;
+  std::vector<RequestOutput> script;
+  std::vector<Request> submitted;
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+
+ private:
+  FakeTokenizer tokenizer_;
+  FakeChatTemplate chat_template_;
+  ModelInfo info_;
+};
+
+RequestOutput Output(std::string text, int32_t completion_tokens,
+                     FinishReason reason = FinishReason::kNone) {
+  RequestOutput output;
+  output.text_delta = std::move(text);
+  output.token_ids.assign(1, 42);
+  output.completion_tokens = completion_tokens;
+  output.finish_reason = reason;
+  return output;
+}
+
+class ChatRoutesTest : public ::testing::Test {
+ protected:
+  ChatRoutesTest()
+      : handler_(&engine_, ServedModel{"smol", kMaxModelLen, 1700000000}, absl::Milliseconds(5)) {}
+
+  HttpResponse Post(const std::string& body, bool connected = true) {
+    HttpRequest request;
+    request.method = "POST";
+    request.path = "/v1/chat/completions";
+    request.body = body;
+    request.client_connected = [connected] { return connected; };
+    return handler_.Handle(request);
+  }
+
+  // Pulls a streamed response to its end and splits it into SSE data payloads.
+  static std::vector<std::string> Drain(const HttpResponse& response) {
+    std::string all;
+    for (int i = 0; i < 1000; ++i) {
+      if (!response.stream->next(&all)) break;
+    }
+    std::vector<std::string> events;
+    for (absl::string_view event : absl::StrSplit(all, "\n\n", absl::SkipEmpty())) {
+      EXPECT_THAT(std::string(event), StartsWith("data: "));
+      events.emplace_back(std::string(event.substr(6)));
+    }
+    return events;
+  }
+
+  static Json ErrorOf(const HttpResponse& response) {
+    EXPECT_EQ(response.content_type, "application/json");
+    return Json::parse(response.body)["error"];
+  }
+
+  FakeEngine engine_;
+  ChatCompletionHandler handler_;
+};
+
+constexpr char kHello[] = R"({"model": "smol", "messages": [{"role": "user", "content": "hi"}]})";
+// "<user>hi<assistant>": 19 bytes, plus BOS.
+constexpr int32_t kHelloPromptTokens = 20;
+
+TEST_F(ChatRoutesTest, Completes) {
+  engine_.script = {Output("Hel", 1), Output("lo!", 2, FinishReason::kStop)};
+  const HttpResponse response = Post(R"({"model": "smol", "temperature": 0.5, "top_p": 0.9,
+      "top_k": 7, "seed": 3, "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.stream, nullptr);
+  const Json body = Json::parse(response.body);
+  EXPECT_THAT(body["id"].get<std::string>(), StartsWith("chatcmpl-"));
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["model"], "smol");
+  EXPECT_EQ(body["choices"][0]["message"], Json({{"role", "assistant"}, {"content", "Hello!"}}));
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(body["usage"], Json({{"prompt_tokens", kHelloPromptTokens},
+                                 {"completion_tokens", 2},
+                                 {"total_tokens", kHelloPromptTokens + 2}}));
+
+  ASSERT_EQ(engine_.submitted.size(), 1u);
+  const Request& request = engine_.submitted[0];
+  EXPECT_EQ(request.id, body["id"]);
+  const std::string prompt = "<user>hi<assistant>";
+  ASSERT_EQ(request.prompt_token_ids.size(), prompt.size() + 1);
+  EXPECT_EQ(request.prompt_token_ids[0], kBos);
+  EXPECT_EQ(request.prompt_token_ids[1], '<' + 10);
+  EXPECT_EQ(request.sampling.temperature, 0.5f);
+  EXPECT_EQ(request.sampling.top_p, 0.9f);
+  EXPECT_EQ(request.sampling.top_k, 7);
+  EXPECT_EQ(request.sampling.seed, 3u);
+  EXPECT_EQ(request.sampling.max_tokens, kMaxModelLen - kHelloPromptTokens)
+      << "default: until the context is full";
+  EXPECT_FALSE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, ModelMayBeOmittedAndMaxTokensIsPassed) {
+  engine_.script = {Output("x", 1, FinishReason::kLength)};
+  const HttpResponse response =
+      Post(R"({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(Json::parse(response.body)["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(engine_.submitted[0].sampling.max_tokens, 5);
+}
+
+TEST_F(ChatRoutesTest, NoSecondBosWhenTheTemplateWritesOne) {
+  engine_.mutable_template().prefix = "<s>";
+  engine_.script = {Output("x", 1, FinishReason::kStop)};
+  ASSERT_EQ(Post(kHello).status, 200);
+  const std::vector<int32_t>& ids = engine_.submitted[0].prompt_token_ids;
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], kBos);
+  EXPECT_NE(ids[1], kBos);
+}
+
+TEST_F(ChatRoutesTest, Streams) {
+  engine_.script = {Output("Hel", 1), Output("lo!", 2, FinishReason::kStop)};
+  const HttpResponse response = Post(R"({"model": "smol", "stream": true,
+      "stream_options": {"include_usage": true},
+      "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.content_type, "text/event-stream");
+  ASSERT_NE(response.stream, nullptr);
+  const std::vector<std::string> events = Drain(response);
+  ASSERT_GE(events.size(), 5u);
+  EXPECT_EQ(events.back(), "[DONE]");
+
+  const Json first = Json::parse(events[0]);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"], Json({{"role", "assistant"}, {"content", ""}}));
+  std::string content;
+  for (size_t i = 1; i + 3 < events.size(); ++i) {
+    const Json chunk = Json::parse(events[i]);
+    EXPECT_EQ(chunk["id"], first["id"]);
+    EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
+    EXPECT_TRUE(chunk["usage"].is_null());
+    content += chunk["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(content, "Hello!");
+  const Json finish = Json::parse(events[events.size() - 3]);
+  EXPECT_EQ(finish["choices"][0]["delta"], Json::object());
+  EXPECT_EQ(finish["choices"][0]["finish_reason"], "stop");
+  const Json usage = Json::parse(events[events.size() - 2]);
+  EXPECT_EQ(usage["choices"], Json::array());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 2);
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], kHelloPromptTokens);
+  EXPECT_FALSE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, StreamWithoutUsage) {
+  engine_.script = {Output("ok", 1, FinishReason::kLength)};
+  const std::vector<std::string> events = Drain(Post(R"({"stream": true,
+      "messages": [{"role": "user", "content": "hi"}]})"));
+  ASSERT_EQ(events.size(), 4u);  // role, content, finish, [DONE]
+  EXPECT_FALSE(Json::parse(events[1]).contains("usage"));
+  EXPECT_EQ(Json::parse(events[2])["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(ChatRoutesTest, EngineErrorEndsTheStreamWithAnErrorEvent) {
+  RequestOutput failed = Output("", 1);
+  failed.error = absl::InternalError("device lost");
+  engine_.script = {Output("a", 1), failed};
+  const std::vector<std::string> events =
+      Drain(Post(R"({"stream": true, "messages": [{"role": "user", "content": "hi"}]})"));
+  ASSERT_FALSE(events.empty());
+  const Json last = Json::parse(events.back());
+  EXPECT_EQ(last["error"]["message"], "device lost");
+  EXPECT_EQ(last["error"]["type"], "server_error");
+}
+
+TEST_F(ChatRoutesTest, EngineErrorWithoutStreamIs500) {
+  RequestOutput failed = Output("", 0);
+  failed.error = absl::InternalError("device lost");
+  engine_.script = {failed};
+  const HttpResponse response = Post(kHello);
+  EXPECT_EQ(response.status, 500);
+  EXPECT_EQ(ErrorOf(response)["message"], "device lost");
+}
+
+TEST_F(ChatRoutesTest, DisconnectAbortsAWaitingRequest) {
+  const HttpResponse response = Post(kHello, /*connected=*/false);
+  EXPECT_EQ(response.status, 503);
+  ASSERT_EQ(engine_.handles.size(), 1u);
+  EXPECT_TRUE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, DisconnectAbortsAStream) {
+  HttpResponse response =
+      Post(R"({"stream": true, "messages": [{"role": "user", "content": "hi"}]})");
+  std::string out;
+  EXPECT_TRUE(response.stream->next(&out));  // role chunk
+  EXPECT_TRUE(response.stream->next(&out));  // nothing yet
+  EXPECT_FALSE(engine_.handles[0]->aborted());
+  response.stream->on_client_gone();
+  EXPECT_TRUE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, DroppingAnUnfinishedStreamAborts) {
+  {
+    HttpResponse response =
+        Post(R"({"stream": true, "messages": [{"role": "user", "content": "hi"}]})");
+    ASSERT_NE(response.stream, nullptr);
+  }
+  EXPECT_TRUE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, BadRequests) {
+  struct Case {
+    const char* body;
+    int status;
+    const char* param;  // "" for null
+    const char* message;
+  };
+  const Case cases[] = {
+      {"{not json", 400, "", "Malformed JSON in request body"},
+      {R"({"messages": []})", 400, "messages", "at least one message"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 3})", 400, "temperature",
+       "between 0 and 2"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "n": 2})", 400, "n", "'n' must be 1"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "stop": "x"})", 400, "stop",
+       "not supported yet"},
+      {R"({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})", 404, "model",
+       "The model `gpt-4` does not exist."},
+      {R"({"messages": [{"role": "user", "content": "RAISE"}]})", 400, "messages",
+       "Conversation roles must alternate"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 45})", 400, "messages",
+       "maximum context length is 64 tokens. However, you requested 65 tokens"},
+      {R"({"messages": [{"role": "user",
+                         "content": "a prompt far too long for a context of 64 tokens"}]})",
+       400, "messages", "maximum context length is 64 tokens"},
+  };
+  for (const Case& c : cases) {
+    const HttpResponse response = Post(c.body);
+    EXPECT_EQ(response.status, c.status) << c.body;
+    const Json error = ErrorOf(response);
+    EXPECT_THAT(error["message"].get<std::string>(), HasSubstr(c.message)) << c.body;
+    if (*c.param == '\0') {
+      EXPECT_TRUE(error["param"].is_null()) << c.body;
+    } else {
+      EXPECT_EQ(error["param"], c.param) << c.body;
+    }
+  }
+  EXPECT_TRUE(engine_.submitted.empty()) << "nothing reaches the engine";
+  EXPECT_EQ(
+      ErrorOf(Post(R"({"model": "x", "messages": [{"role": "user", "content": "hi"}]})"))["code"],
+      "model_not_found");
+}
+
+TEST_F(ChatRoutesTest, SubmitErrorsMapToHttp) {
+  engine_.submit_error = absl::UnavailableError("engine is shutting down");
+  EXPECT_EQ(Post(kHello).status, 503);
+  engine_.submit_error = absl::InvalidArgumentError("bad token id");
+  EXPECT_EQ(Post(kHello).status, 400);
+}
+
+TEST(ModelRoutesTest, ListAndHealth) {
+  const HttpResponse models = HandleListModels(ServedModel{"smol", 2048, 1700000000});
+  EXPECT_EQ(models.status, 200);
+  EXPECT_EQ(Json::parse(models.body), Json::parse(R"({"object": "list", "data": [{"id": "smol",
+      "object": "model", "created": 1700000000, "owned_by": "moeserve",
+      "max_model_len": 2048}]})"));
+  const HttpResponse health = HandleHealth();
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(Json::parse(health.body), Json({{"status", "ok"}}));
+}
+
+}  // namespace
+}  // namespace moeserve
