@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/absl_strings.h"
+#include "common/absl_strings.h"
 #include "common/status.h"
 
 namespace moeserve::gguf {
@@ -25,10 +27,6 @@ static_assert(std::endian::native == std::endian::little,
               "the GGUF reader assumes a little-endian host");
 
 namespace {
-
-// This absl is built with its own string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0), which
-// StrCat needs; the public API speaks std::string_view.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian uint32
 constexpr uint32_t kDefaultAlignment = 32;

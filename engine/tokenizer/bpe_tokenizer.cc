@@ -7,13 +7,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/unicode.h"
 
 namespace moeserve {
 namespace {
-
-// Debian's Abseil keeps its own string_view type; heterogeneous lookups and StrCat take it.
-absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves, the other 68
 // bytes (controls, space, 0x7F-0xA0, 0xAD) for U+0100 onwards, in byte order.
@@ -110,8 +108,8 @@ bool IsKnownTokenType(int32_t type) {
 
 absl::Status CheckId(int32_t id, int32_t vocab_size, std::string_view what) {
   if (id < -1 || id >= vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        AsAbsl(what), " ", id, " is outside the vocabulary of ", vocab_size, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Sv(what), " ", id, " is outside the vocabulary of ", vocab_size, " tokens"));
   }
   return absl::OkStatus();
 }
@@ -215,9 +213,9 @@ absl::Status BpeTokenizer::InitMerges(const std::vector<std::string>& merges) {
     }
     const std::string_view left = std::string_view(merge).substr(0, space);
     const std::string_view right = std::string_view(merge).substr(space + 1);
-    const auto left_it = token_to_id_.find(AsAbsl(left));
-    const auto right_it = token_to_id_.find(AsAbsl(right));
-    const auto result_it = token_to_id_.find(absl::StrCat(AsAbsl(left), AsAbsl(right)));
+    const auto left_it = token_to_id_.find(Sv(left));
+    const auto right_it = token_to_id_.find(Sv(right));
+    const auto result_it = token_to_id_.find(absl::StrCat(Sv(left), Sv(right)));
     if (left_it == token_to_id_.end() || right_it == token_to_id_.end() ||
         result_it == token_to_id_.end()) {
       return absl::InvalidArgumentError(
@@ -266,7 +264,7 @@ TokenType BpeTokenizer::token_type(int32_t id) const {
 bool BpeTokenizer::IsSpecial(int32_t id) const { return token_type(id) == TokenType::kControl; }
 
 std::optional<int32_t> BpeTokenizer::FindToken(std::string_view token_text) const {
-  const auto it = token_to_id_.find(AsAbsl(token_text));
+  const auto it = token_to_id_.find(Sv(token_text));
   if (it == token_to_id_.end()) return std::nullopt;
   return it->second;
 }

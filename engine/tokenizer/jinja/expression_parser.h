@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/ast.h"
 #include "engine/tokenizer/jinja/lexer.h"
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/errors.h"
 #include "engine/tokenizer/jinja/operators.h"
 #include "engine/tokenizer/jinja/unicode.h"

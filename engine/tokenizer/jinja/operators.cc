@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/builtins.h"
 #include "engine/tokenizer/jinja/errors.h"
 #include "engine/tokenizer/jinja/unicode.h"

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_join.h"
 #include "common/status.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/expression_parser.h"
 
 namespace moeserve::jinja {

@@ -7,7 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 
 namespace moeserve::jinja {
 namespace {

@@ -5,7 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "engine/tokenizer/jinja/absl_compat.h"
+#include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/builtins.h"
 #include "engine/tokenizer/jinja/errors.h"
 #include "engine/tokenizer/jinja/interpreter.h"

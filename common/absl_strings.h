@@ -1,8 +1,8 @@
 // Debian's Abseil keeps its own string_view type (ABSL_OPTION_USE_STD_STRING_VIEW is 0):
-// StrCat, Status and heterogeneous hash-map lookups take absl::string_view. The
-// interpreter uses std::string_view and converts at those calls through these helpers.
-#ifndef MOESERVE_ENGINE_TOKENIZER_JINJA_ABSL_COMPAT_H_
-#define MOESERVE_ENGINE_TOKENIZER_JINJA_ABSL_COMPAT_H_
+// StrCat, Status and heterogeneous hash-map lookups take absl::string_view. Our code uses
+// std::string_view and converts at those calls through these helpers.
+#ifndef MOESERVE_COMMON_ABSL_STRINGS_H_
+#define MOESERVE_COMMON_ABSL_STRINGS_H_
 
 #include <string>
 #include <string_view>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
-namespace moeserve::jinja {
+namespace moeserve {
 
 inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -32,6 +32,6 @@ void CatAppend(std::string* out, const Args&... args) {
   absl::StrAppend(out, internal::CatArg(args)...);
 }
 
-}  // namespace moeserve::jinja
+}  // namespace moeserve
 
-#endif  // MOESERVE_ENGINE_TOKENIZER_JINJA_ABSL_COMPAT_H_
+#endif  // MOESERVE_COMMON_ABSL_STRINGS_H_
