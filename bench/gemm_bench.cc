@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
     const double loop = MedianSeconds(
         [&] { LoopGemm(x.data(), w.data(), y.data(), s.m, s.n, s.k, &pool); }, reps);
     const double flops = 2.0 * s.m * s.n * s.k;
-    const double bytes = 4.0 * (double{s.n} * s.k + double{s.m} * s.k + double{s.m} * s.n);
+    const double m = s.m, n = s.n, k = s.k;
+    const double bytes = 4.0 * (n * k + m * k + m * n);
     std::printf("%-22s %12.1f %12.1f %12.1f %12.1f %8.2f\n", s.name, flops / blas / 1e9,
                 bytes / blas / 1e9, flops / loop / 1e9, bytes / loop / 1e9, loop / blas);
   }
