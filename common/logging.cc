@@ -1,5 +1,6 @@
 #include "common/logging.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace moeserve {
@@ -13,6 +14,10 @@ bool SetLogLevel(std::string_view level) {
 }
 
 void CheckFailed(const char* file, int line, const char* condition, std::string_view message) {
+  // Straight to stderr as well: the process is about to die and the logger may be anywhere.
+  std::fprintf(stderr, "CHECK failed at %s:%d: %s %.*s\n", file, line, condition,
+               static_cast<int>(message.size()), message.data());
+  std::fflush(stderr);
   spdlog::critical("CHECK failed at {}:{}: {} {}", file, line, condition, message);
   spdlog::shutdown();
   std::abort();

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -61,8 +62,7 @@ struct Sequence {
   IncrementalDetokenizer detokenizer;
   std::mt19937_64 rng;
 
-  Sequence(Request r, std::shared_ptr<RequestHandle> h, const Tokenizer* tokenizer,
-           uint64_t seed)
+  Sequence(Request r, std::shared_ptr<RequestHandle> h, const Tokenizer* tokenizer, uint64_t seed)
       : request(std::move(r)),
         handle(std::move(h)),
         tokens(request.prompt_token_ids),
@@ -103,21 +103,19 @@ class EngineImpl : public Engine {
     if (prompt_len == 0) return absl::InvalidArgumentError("the prompt is empty");
     for (int32_t id : request.prompt_token_ids) {
       if (id < 0 || id >= info_.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("token id ", id, " is outside the vocabulary [0, ", info_.vocab_size,
-                         ")"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "token id ", id, " is outside the vocabulary [0, ", info_.vocab_size, ")"));
       }
     }
     const int64_t total = prompt_len + request.sampling.max_tokens;
     if (total > info_.max_model_len) {
       return absl::InvalidArgumentError(absl::StrCat(
           "This model's maximum context length is ", info_.max_model_len,
-          " tokens. However, you requested ", total, " tokens (", prompt_len,
-          " in the messages, ", request.sampling.max_tokens,
+          " tokens. However, you requested ", total, " tokens (", prompt_len, " in the messages, ",
+          request.sampling.max_tokens,
           " in the completion). Please reduce the length of the messages or completion."));
     }
-    if (CeilDiv(static_cast<int32_t>(total), kv_cache_->block_size()) >
-        kv_cache_->num_blocks()) {
+    if (CeilDiv(static_cast<int32_t>(total), kv_cache_->block_size()) > kv_cache_->num_blocks()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the request needs ", total, " tokens of KV cache but the whole cache holds ",
           int64_t{kv_cache_->num_blocks()} * kv_cache_->block_size(),
@@ -140,14 +138,14 @@ class EngineImpl : public Engine {
   const ChatTemplate& chat_template() const override { return *chat_template_; }
   const ModelInfo& model_info() const override { return info_; }
 
+  // Safe to call from several threads at once: exactly one joins the loop thread.
   void Shutdown() override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_ && !thread_.joinable()) return;
       stopping_ = true;
     }
     wake_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    std::call_once(joined_, [this] { thread_.join(); });
   }
 
  private:
@@ -209,8 +207,7 @@ class EngineImpl : public Engine {
       Sequence& seq = *step_seqs_[i];
       seq.num_computed += batch_.sequences[i].num_tokens;
       if (seq.num_computed < static_cast<int32_t>(seq.tokens.size())) continue;  // mid-prefill
-      const absl::Span<const float> logits(logits_.data() + i * info_.vocab_size,
-                                           info_.vocab_size);
+      const absl::Span<const float> logits(logits_.data() + i * info_.vocab_size, info_.vocab_size);
       const int32_t token = sampler_.Sample(logits, seq.request.sampling, &seq.rng);
       seq.tokens.push_back(token);
       EmitToken(seq, token);
@@ -309,6 +306,7 @@ class EngineImpl : public Engine {
   std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mutex_
   bool stopping_ = false;                         // guarded by mutex_
   std::mt19937_64 seed_sequence_;                 // guarded by mutex_
+  std::once_flag joined_;
   std::thread thread_;
 };
 
@@ -330,67 +328,93 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   if (template_source.empty()) {
     absl::StatusOr<std::string> from_file = file->GetString("tokenizer.chat_template");
     if (!from_file.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file->path(), ": the model has no chat template (tokenizer.chat_template); ",
-          "pass one with --chat-template FILE"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file->path(), ": the model has no chat template (tokenizer.chat_template); ",
+                       "pass one with --chat-template FILE"));
     }
     template_source = *std::move(from_file);
   }
   ChatTemplate::Options template_options;
-  if (tokenizer->bos_id() >= 0) template_options.bos_token = tokenizer->TokenBytes(tokenizer->bos_id());
-  if (tokenizer->eos_id() >= 0) template_options.eos_token = tokenizer->TokenBytes(tokenizer->eos_id());
+  if (tokenizer->bos_id() >= 0)
+    template_options.bos_token = tokenizer->TokenBytes(tokenizer->bos_id());
+  if (tokenizer->eos_id() >= 0)
+    template_options.eos_token = tokenizer->TokenBytes(tokenizer->eos_id());
   absl::StatusOr<std::unique_ptr<ChatTemplate>> chat_template =
       ChatTemplate::Create(template_source, template_options);
   if (!chat_template.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        config.chat_template_override.empty() ? file->path() : "--chat-template",
-        ": the chat template cannot be used: ", chat_template.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.chat_template_override.empty() ? file->path() : "--chat-template",
+                     ": the chat template cannot be used: ", chat_template.status().message()));
   }
 
   ModelInfo info;
   info.name = model_config.name;
   info.architecture = model_config.architecture;
   info.vocab_size = model_config.vocab_size;
-  info.max_model_len = config.max_model_len > 0
-                           ? std::min(config.max_model_len, model_config.max_position_embeddings)
-                           : model_config.max_position_embeddings;
+  if (config.max_model_len > model_config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-model-len ", config.max_model_len, " is larger than the model's context length ",
+        model_config.max_position_embeddings, " (", file->path(), ")"));
+  }
+  info.max_model_len =
+      config.max_model_len > 0 ? config.max_model_len : model_config.max_position_embeddings;
 
   const int64_t block_bytes = KvCache::BytesPerBlock(model_config, config.block_size);
   const int64_t num_blocks = config.kv_cache_memory_bytes / block_bytes;
   if (num_blocks < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the KV cache budget of ", config.kv_cache_memory_bytes,
+                     " bytes is smaller than one block (", block_bytes, " bytes)"));
+  }
+  if (num_blocks > std::numeric_limits<int32_t>::max() / config.block_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the KV cache budget of ", config.kv_cache_memory_bytes,
-        " bytes is smaller than one block (", block_bytes, " bytes)"));
+        "the KV cache budget of ", config.kv_cache_memory_bytes, " bytes is too large"));
+  }
+  // A request must fit the cache alone: an explicit --max-model-len that cannot is an
+  // error (as in vLLM); the model's own context length is lowered to what fits.
+  const int64_t cache_tokens = num_blocks * config.block_size;
+  if (info.max_model_len > cache_tokens) {
+    if (config.max_model_len > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--max-model-len ", info.max_model_len, " is larger than the ", cache_tokens,
+          " tokens the KV cache holds; raise --kv-cache-memory or lower --max-model-len"));
+    }
+    MOESERVE_LOG_WARN(
+        "the KV cache holds {} tokens, less than the model's context of {}; "
+        "serving with max_model_len {} (raise --kv-cache-memory for more)",
+        cache_tokens, info.max_model_len, cache_tokens);
+    info.max_model_len = static_cast<int32_t>(cache_tokens);
   }
 
-  MOESERVE_LOG_INFO("loading {}: {} layers, hidden {}, {} heads ({} kv), vocab {}",
-                    file->path(), model_config.num_layers, model_config.hidden_size,
-                    model_config.num_heads, model_config.num_kv_heads, model_config.vocab_size);
+  MOESERVE_LOG_INFO("loading {}: {} layers, hidden {}, {} heads ({} kv), vocab {}", file->path(),
+                    model_config.num_layers, model_config.hidden_size, model_config.num_heads,
+                    model_config.num_kv_heads, model_config.vocab_size);
   MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, LoadGgufWeights(*file, model_config));
-  MOESERVE_LOG_INFO("{} parameters as f32 ({:.1f} MiB); KV cache: {} blocks of {} tokens "
-                    "({:.1f} MiB); max_model_len {}",
-                    weights.num_parameters, weights.num_parameters * 4.0 / (1 << 20),
-                    num_blocks, config.block_size, num_blocks * block_bytes / double(1 << 20),
-                    info.max_model_len);
+  MOESERVE_LOG_INFO(
+      "{} parameters as f32 ({:.1f} MiB); KV cache: {} blocks of {} tokens "
+      "({:.1f} MiB); max_model_len {}",
+      weights.num_parameters, weights.num_parameters * 4.0 / (1 << 20), num_blocks,
+      config.block_size, num_blocks * block_bytes / double(1 << 20), info.max_model_len);
 
 #ifdef MOESERVE_WITH_CUDA
   // The CUDA backend's ops arrive with a later release; say what was found meanwhile.
   std::string cuda_error;
   const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&cuda_error);
   if (!devices.empty()) {
-    MOESERVE_LOG_INFO("{} CUDA device(s) visible (first: {}, sm_{}); this build runs the "
-                      "model on the CPU backend", devices.size(), devices[0].name,
-                      devices[0].compute_capability);
+    MOESERVE_LOG_INFO(
+        "{} CUDA device(s) visible (first: {}, sm_{}); this build runs the "
+        "model on the CPU backend",
+        devices.size(), devices[0].name, devices[0].compute_capability);
   }
 #endif
   auto backend = std::make_unique<CpuBackend>(config.num_threads);
   auto model = std::make_unique<Model>(model_config, std::move(weights), backend.get(),
                                        config.max_num_batched_tokens, config.max_num_seqs);
-  auto kv_cache = std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks),
-                                            config.block_size);
-  return std::unique_ptr<Engine>(new EngineImpl(
-      config, std::move(file), std::move(tokenizer), *std::move(chat_template), std::move(info),
-      std::move(backend), std::move(model), std::move(kv_cache)));
+  auto kv_cache =
+      std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks), config.block_size);
+  return std::unique_ptr<Engine>(
+      new EngineImpl(config, std::move(file), std::move(tokenizer), *std::move(chat_template),
+                     std::move(info), std::move(backend), std::move(model), std::move(kv_cache)));
 }
 
 }  // namespace moeserve

@@ -31,7 +31,9 @@ absl::Status ModelConfig::Validate() const {
     return fail(absl::StrCat("num_heads (", num_heads, ") must be a positive multiple of ",
                              "num_kv_heads (", num_kv_heads, ")"));
   }
-  if (head_dim <= 0 || head_dim % 2 != 0) return fail("head_dim must be positive and even");
+  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > 512) {
+    return fail(absl::StrCat("head_dim (", head_dim, ") must be even and in [2, 512]"));
+  }
   if (rotary_dim <= 0 || rotary_dim > head_dim || rotary_dim % 2 != 0) {
     return fail(absl::StrCat("rotary_dim (", rotary_dim, ") must be even and at most head_dim (",
                              head_dim, ")"));
@@ -83,9 +85,9 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const gguf::GgufFile& file) {
   if (file.Find(arch + "rope.scaling.type") != nullptr) {
     MOESERVE_ASSIGN_OR_RETURN(std::string scaling, file.GetString(arch + "rope.scaling.type"));
     if (scaling != "none") {
-      return absl::InvalidArgumentError(
-          absl::StrCat(file.path(), ": rope scaling '", scaling, "' (", arch,
-                       "rope.scaling.type) is not supported yet"));
+      return absl::InvalidArgumentError(absl::StrCat(file.path(), ": rope scaling '", scaling,
+                                                     "' (", arch,
+                                                     "rope.scaling.type) is not supported yet"));
     }
   }
   if (file.Find(arch + "expert_count") != nullptr) {

@@ -18,7 +18,9 @@ int32_t ArgMax(absl::Span<const float> values) {
 
 int32_t Sampler::Sample(absl::Span<const float> logits, const SamplingParams& params,
                         std::mt19937_64* rng) {
-  if (params.temperature == 0.0f || params.top_k == 1) return ArgMax(logits);
+  // Below this, logits / temperature overflows to infinities and NaNs; the distribution
+  // is a point mass on the argmax anyway (vLLM uses the same threshold).
+  if (params.temperature < kGreedyTemperature || params.top_k == 1) return ArgMax(logits);
 
   const int32_t vocab = static_cast<int32_t>(logits.size());
   candidates_.resize(vocab);
@@ -54,6 +56,7 @@ int32_t Sampler::Sample(absl::Span<const float> logits, const SamplingParams& pa
     total = 0.0;
     for (int32_t i = 0; i < keep; ++i) total += candidates_[i].first;
   }
+  if (!std::isfinite(total) || total <= 0.0) return ArgMax(logits);  // inf or NaN logits
   // A uniform double in [0, 1) from 53 random bits: identical on every platform.
   const double u = static_cast<double>((*rng)() >> 11) * 0x1.0p-53;
   double threshold = u * total;

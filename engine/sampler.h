@@ -24,6 +24,9 @@ class Sampler {
   std::vector<std::pair<float, int32_t>> candidates_;
 };
 
+// Temperatures below this sample greedily.
+inline constexpr float kGreedyTemperature = 1e-5f;
+
 // Index of the largest value; the lowest index among equals (as torch.argmax).
 int32_t ArgMax(absl::Span<const float> values);
 

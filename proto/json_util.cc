@@ -11,9 +11,13 @@ namespace {
 
 using Json = nlohmann::json;
 
+// No request needs more; deeper values would only reach code that recurses (dump(),
+// comparisons) and could exhaust a worker thread's stack.
+constexpr int kMaxDepth = 128;
+
 // Builds the DOM like json::parse does, but keeps the parse error's message instead of
-// throwing it. sax_parse is a template over the handler type, so this parse_error hides
-// the base one without virtual dispatch.
+// throwing it and stops at kMaxDepth. sax_parse is a template over the handler type, so
+// these members hide the base ones without virtual dispatch.
 class CapturingDomParser : public nlohmann::detail::json_sax_dom_parser<Json> {
  public:
   explicit CapturingDomParser(Json& root)
@@ -24,11 +28,30 @@ class CapturingDomParser : public nlohmann::detail::json_sax_dom_parser<Json> {
     error_ = ex.what();
     return json_sax_dom_parser::parse_error(position, last_token, ex);
   }
+  bool start_object(std::size_t size) { return Enter() && json_sax_dom_parser::start_object(size); }
+  bool start_array(std::size_t size) { return Enter() && json_sax_dom_parser::start_array(size); }
+  bool end_object() {
+    --depth_;
+    return json_sax_dom_parser::end_object();
+  }
+  bool end_array() {
+    --depth_;
+    return json_sax_dom_parser::end_array();
+  }
 
   const std::string& error() const { return error_; }
+  bool too_deep() const { return too_deep_; }
 
  private:
+  bool Enter() {
+    if (++depth_ <= kMaxDepth) return true;
+    too_deep_ = true;
+    return false;
+  }
+
   std::string error_;
+  int depth_ = 0;
+  bool too_deep_ = false;
 };
 
 // "[json.exception.parse_error.101] parse error at ..." -> "parse error at ...".
@@ -47,6 +70,10 @@ absl::StatusOr<Json> ParseJson(std::string_view text) {
   CapturingDomParser parser(root);
   const bool ok = Json::sax_parse(text.begin(), text.end(), &parser,
                                   nlohmann::detail::input_format_t::json, /*strict=*/true);
+  if (parser.too_deep()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Malformed JSON in request body: nested deeper than ", kMaxDepth, " levels"));
+  }
   if (!ok || parser.is_errored()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Malformed JSON in request body: ", StripExceptionPrefix(parser.error())));
@@ -60,6 +87,9 @@ std::string DumpJson(const Json& value) {
 }
 
 std::string DescribeJsonValue(const Json& value) {
+  // Containers are named, not printed: they can be large, and echoing them back helps no one.
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
   constexpr size_t kMaxChars = 60;
   std::string text = DumpJson(value);
   if (text.size() > kMaxChars) {

@@ -11,6 +11,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status.h"
 #include "engine/request.h"
 #include "engine/request_handle.h"
@@ -116,12 +118,16 @@ HttpResponse Complete(const HttpRequest& http, std::shared_ptr<RequestHandle> ha
                       absl::Duration poll_interval) {
   AbortUnlessFinished request(std::move(handle));
   std::string text;
+  // The client is checked every poll_interval whether or not outputs keep coming: tokens
+  // may arrive faster than that, and a client that left must not keep its generation.
+  absl::Time next_check = absl::Now() + poll_interval;
   while (true) {
     std::optional<RequestOutput> output = request.handle().Next(poll_interval);
-    if (!output.has_value()) {
+    if (!output.has_value() || absl::Now() >= next_check) {
       if (!http.client_connected()) return ClientGoneResponse();
-      continue;
+      next_check = absl::Now() + poll_interval;
     }
+    if (!output.has_value()) continue;
     text += output->text_delta;
     if (!output->finished()) continue;
     request.set_finished();

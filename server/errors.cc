@@ -44,8 +44,6 @@ absl::string_view ErrorTypeFor(int http_status) {
       return "authentication_error";
     case 403:
       return "permission_error";
-    case 404:
-      return "not_found_error";
     case 429:
       return "rate_limit_error";
     case 503:

@@ -4,7 +4,7 @@
 //
 //   InvalidArgument, FailedPrecondition, OutOfRange -> 400 invalid_request_error
 //   Unauthenticated -> 401 authentication_error     PermissionDenied -> 403 permission_error
-//   NotFound -> 404 not_found_error                 ResourceExhausted -> 429 rate_limit_error
+//   NotFound -> 404 invalid_request_error           ResourceExhausted -> 429 rate_limit_error
 //   Unavailable -> 503 service_unavailable_error    anything else -> 500 server_error
 #ifndef MOESERVE_SERVER_ERRORS_H_
 #define MOESERVE_SERVER_ERRORS_H_

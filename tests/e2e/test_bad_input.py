@@ -53,6 +53,7 @@ def test_unknown_model_is_404(server):
     err = assert_error(post(server, b'{"model": "gpt-9", "messages": '
                                     b'[{"role": "user", "content": "hi"}]}'), 404)
     assert "gpt-9" in err["message"]
+    assert err["type"] == "invalid_request_error" and err["code"] == "model_not_found"
 
 
 def test_unknown_route_and_wrong_method(server):
@@ -117,3 +118,13 @@ def test_kv_cache_too_small_for_one_block_fails_startup():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc
     assert "smaller than one block" in proc.stdout + proc.stderr
+
+
+def test_deeply_nested_json_is_rejected_and_the_server_lives(server):
+    deep = b'{"messages": ' + b"[" * 200000 + b"]" * 200000 + b"}"
+    err = assert_error(post(server, deep), 400)
+    assert "nested deeper" in err["message"]
+    deep_field = (b'{"messages": [{"role": "user", "content": "hi"}], "tools": '
+                  + b"[" * 100 + b"]" * 100 + b"}")
+    assert_error(post(server, deep_field), 400)
+    assert httpx.get(server.base_url + "/health").status_code == 200

@@ -128,7 +128,8 @@ TEST_F(EngineTest, ConcurrentRequestsMatchSequentialOnes) {
   }
   std::vector<Collected> concurrent(n);
   std::vector<std::thread> readers;
-  for (int i = 0; i < n; ++i) readers.emplace_back([&, i] { concurrent[i] = Collect(*handles[i]); });
+  for (int i = 0; i < n; ++i)
+    readers.emplace_back([&, i] { concurrent[i] = Collect(*handles[i]); });
   for (std::thread& t : readers) t.join();
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(concurrent[i].tokens, sequential[i].tokens) << "prompt " << i;
@@ -177,8 +178,7 @@ TEST_F(EngineTest, SubmitRejectsBadRequests) {
   EXPECT_EQ(engine_->Submit(bad_token).status().code(), absl::StatusCode::kInvalidArgument);
 
   Request bad_temperature = MakeRequest(0, 8, -1.0f);
-  EXPECT_EQ(engine_->Submit(bad_temperature).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Submit(bad_temperature).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(EngineCreateTest, MissingAndTruncatedModelsNameTheFile) {
@@ -204,6 +204,29 @@ TEST(EngineCreateTest, MissingAndTruncatedModelsNameTheFile) {
   EXPECT_NE(status.message().find(truncated), std::string::npos) << status;
 }
 
+TEST(EngineCreateTest, MaxModelLenMustFitTheModelAndTheCache) {
+  if (testing::DefaultModelPath().empty()) GTEST_SKIP() << "default model not installed";
+  EngineConfig config;
+  config.model_path = testing::DefaultModelPath();
+  config.max_model_len = 9000;  // SmolLM2's context is 8192
+  absl::Status status = Engine::Create(config).status();
+  EXPECT_NE(status.message().find("larger than the model's context length 8192"), std::string::npos)
+      << status;
+
+  // 64 blocks of 16 tokens: 1024 tokens of cache.
+  config.kv_cache_memory_bytes = 64 * 2 * 30 * 16 * 3 * 64 * 4;
+  config.max_model_len = 2048;
+  status = Engine::Create(config).status();
+  EXPECT_NE(status.message().find("larger than the 1024 tokens the KV cache holds"),
+            std::string::npos)
+      << status;
+
+  config.max_model_len = 0;  // the model's own 8192 is lowered to what fits
+  auto engine = Engine::Create(config);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->model_info().max_model_len, 1024);
+}
+
 TEST(EngineShutdownTest, ShutdownAbortsWhatIsInFlight) {
   if (testing::DefaultModelPath().empty()) GTEST_SKIP() << "default model not installed";
   EngineConfig config;
@@ -219,7 +242,10 @@ TEST(EngineShutdownTest, ShutdownAbortsWhatIsInFlight) {
   auto handle = (*engine)->Submit(r);
   ASSERT_TRUE(handle.ok());
   ASSERT_TRUE((*handle)->Next(absl::Seconds(60)).has_value());
+  // Two threads shutting down at once: one joins, neither crashes.
+  std::thread other([&] { (*engine)->Shutdown(); });
   (*engine)->Shutdown();
+  other.join();
   const Collected rest = Collect(**handle);
   EXPECT_EQ(rest.finish, FinishReason::kAbort);
   EXPECT_EQ((*engine)->Submit(r).status().code(), absl::StatusCode::kUnavailable);

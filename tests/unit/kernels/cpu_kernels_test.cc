@@ -62,6 +62,24 @@ TEST(CpuKernelsTest, Gemm) {
   }
 }
 
+// Narrow outputs (n below 16 per thread) on a wide pool still cover every column.
+TEST(CpuKernelsTest, GemmWithFewerColumnsThanThreads) {
+  const int m = 256, n = 8, k = 128;
+  const std::vector<float> x = Random(m * k, 11), w = Random(n * k, 12);
+  std::vector<float> y = Poisoned(m * n);
+  ThreadPool pool(16);
+  Gemm(x.data(), w.data(), y.data(), m, n, k, 0.0f, &pool);
+  std::vector<double> ref(m * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double acc = 0.0;
+      for (int p = 0; p < k; ++p) acc += double{x[i * k + p]} * w[j * k + p];
+      ref[i * n + j] = acc;
+    }
+  }
+  EXPECT_LT(NormalizedError(y, ref), 1e-5);
+}
+
 TEST(CpuKernelsTest, RmsNormAndFusedResidual) {
   const int rows = 5, dim = 576;
   const float eps = 1e-5f;
@@ -77,7 +95,8 @@ TEST(CpuKernelsTest, RmsNormAndFusedResidual) {
     }
     for (int j = 0; j < dim; ++j) {
       ref[r * dim + j] = x[r * dim + j] / std::sqrt(ss / dim + eps) * weight[j];
-      ref_fused[r * dim + j] = new_residual[r * dim + j] / std::sqrt(ss_fused / dim + eps) * weight[j];
+      ref_fused[r * dim + j] =
+          new_residual[r * dim + j] / std::sqrt(ss_fused / dim + eps) * weight[j];
     }
   }
   std::vector<float> out = Poisoned(rows * dim);

@@ -29,10 +29,21 @@ TEST(ParseJsonTest, MalformedIsInvalidArgumentWithPosition) {
   }
 }
 
-TEST(ParseJsonTest, DeepNestingNeitherCrashesNorThrows) {
-  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  EXPECT_TRUE(ParseJson(deep).ok());
+TEST(ParseJsonTest, NestingIsBoundedWithoutCrashing) {
+  const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_TRUE(ParseJson(nested(128)).ok());
+  for (int depth : {129, 200000}) {
+    absl::StatusOr<nlohmann::json> value = ParseJson(nested(depth));
+    ASSERT_FALSE(value.ok()) << depth;
+    EXPECT_THAT(std::string(value.status().message()), HasSubstr("nested deeper than 128"));
+  }
+  EXPECT_FALSE(ParseJson(std::string(200000, '{')).ok());
   EXPECT_FALSE(ParseJson(std::string(100000, '[')).ok());
+}
+
+TEST(DescribeJsonValueTest, NamesContainersInsteadOfPrintingThem) {
+  EXPECT_EQ(DescribeJsonValue(nlohmann::json::array({1, 2})), "an array");
+  EXPECT_EQ(DescribeJsonValue(nlohmann::json::object()), "an object");
 }
 
 TEST(DumpJsonTest, ReplacesInvalidUtf8) {

@@ -1,9 +1,13 @@
 #include "server/chat_routes.h"
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -90,6 +94,7 @@ class FakeEngine : public Engine {
     if (!submit_error.ok()) return submit_error;
     auto handle = std::make_shared<RequestHandle>(request.id);
     for (const RequestOutput& output : script) handle->Push(output);
+    if (on_submit) on_submit(handle);
     submitted.push_back(std::move(request));
     handles.push_back(handle);
     return handle;
@@ -103,6 +108,7 @@ class FakeEngine : public Engine {
 
   absl::Status submit_error;
   std::vector<RequestOutput> script;
+  std::function<void(std::shared_ptr<RequestHandle>)> on_submit;
   std::vector<Request> submitted;
   std::vector<std::shared_ptr<RequestHandle>> handles;
 
@@ -160,6 +166,35 @@ class ChatRoutesTest : public ::testing::Test {
 };
 
 constexpr char kHello[] = R"({"model": "smol", "messages": [{"role": "user", "content": "hi"}]})";
+
+// Tokens arriving faster than the poll interval must not hide a client that left.
+TEST(ChatRoutesDisconnectTest, PlainRequestOfAGoneClientIsAbortedWhileTokensFlow) {
+  FakeEngine engine;
+  std::thread producer;
+  std::atomic<int> pushed{0};
+  engine.on_submit = [&](std::shared_ptr<RequestHandle> handle) {
+    producer = std::thread([handle, &pushed] {
+      for (int i = 1; i <= 5000 && !handle->aborted(); ++i) {
+        handle->Push(Output("x", i));
+        pushed.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  };
+  ChatCompletionHandler handler(&engine, ServedModel{"smol", kMaxModelLen, 1700000000},
+                                absl::Milliseconds(5));
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/chat/completions";
+  request.body = R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 40})";
+  request.client_connected = [] { return false; };
+  const HttpResponse response = handler.Handle(request);
+  producer.join();
+  EXPECT_EQ(response.status, 503);
+  ASSERT_EQ(engine.handles.size(), 1u);
+  EXPECT_TRUE(engine.handles[0]->aborted());
+  EXPECT_LT(pushed.load(), 5000);
+}
 // "<user>hi<assistant>": 19 bytes, plus BOS.
 constexpr int32_t kHelloPromptTokens = 20;
 

@@ -23,7 +23,7 @@ TEST(ErrorsTest, StatusToHttp) {
       {absl::OutOfRangeError("x"), 400, "invalid_request_error"},
       {absl::UnauthenticatedError("x"), 401, "authentication_error"},
       {absl::PermissionDeniedError("x"), 403, "permission_error"},
-      {absl::NotFoundError("x"), 404, "not_found_error"},
+      {absl::NotFoundError("x"), 404, "invalid_request_error"},
       {absl::ResourceExhaustedError("x"), 429, "rate_limit_error"},
       {absl::UnavailableError("x"), 503, "service_unavailable_error"},
       {absl::InternalError("x"), 500, "server_error"},
@@ -50,7 +50,7 @@ TEST(ErrorsTest, BodyCarriesParamAndCode) {
       proto::WithParam(absl::NotFoundError("The model `x` does not exist."), "model"),
       "model_not_found");
   EXPECT_EQ(nlohmann::json::parse(ErrorBody(status)), nlohmann::json::parse(R"({"error": {
-      "message": "The model `x` does not exist.", "type": "not_found_error",
+      "message": "The model `x` does not exist.", "type": "invalid_request_error",
       "param": "model", "code": "model_not_found"}})"));
 }
 

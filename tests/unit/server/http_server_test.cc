@@ -154,7 +154,7 @@ TEST_F(HttpServerTest, UnknownPathIs404Json) {
   EXPECT_EQ(result->status, 404);
   const nlohmann::json error = ErrorOf(result);
   EXPECT_EQ(error["message"], "Invalid URL (GET /v1/nothing)");
-  EXPECT_EQ(error["type"], "not_found_error");
+  EXPECT_EQ(error["type"], "invalid_request_error");
 }
 
 TEST_F(HttpServerTest, WrongMethodIs405JsonWithAllow) {
