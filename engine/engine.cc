@@ -14,15 +14,17 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status.h"
-#include "engine/block_pool.h"
 #include "engine/cpu_backend.h"
 #include "engine/detokenizer.h"
 #include "engine/kv_cache.h"
+#include "engine/kv_cache_manager.h"
 #include "engine/loaders/gguf_reader.h"
 #include "engine/model.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 #include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
 #include "engine/tokenizer/gguf_tokenizer.h"
 #ifdef MOESERVE_WITH_CUDA
 #include "kernels/cuda/device_info.h"
@@ -48,33 +50,6 @@ absl::Status EngineConfig::Validate() const {
 
 namespace {
 
-int32_t CeilDiv(int32_t a, int32_t b) { return (a + b - 1) / b; }
-
-// A request as the engine thread sees it.
-struct Sequence {
-  Request request;
-  std::shared_ptr<RequestHandle> handle;
-  std::vector<int32_t> tokens;  // prompt, then generated tokens
-  int32_t prompt_len = 0;
-  int32_t num_computed = 0;     // tokens whose KV is in the cache
-  std::vector<int32_t> blocks;  // block table
-  bool finished = false;        // its final output was sent; removed at the end of the step
-  IncrementalDetokenizer detokenizer;
-  std::mt19937_64 rng;
-
-  Sequence(Request r, std::shared_ptr<RequestHandle> h, const Tokenizer* tokenizer, uint64_t seed)
-      : request(std::move(r)),
-        handle(std::move(h)),
-        tokens(request.prompt_token_ids),
-        prompt_len(static_cast<int32_t>(tokens.size())),
-        detokenizer(tokenizer),
-        rng(seed) {}
-
-  int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
-  // Positions this request can ever occupy: its whole KV reservation.
-  int32_t max_len() const { return prompt_len + request.sampling.max_tokens; }
-};
-
 class EngineImpl : public Engine {
  public:
   EngineImpl(const EngineConfig& config, std::unique_ptr<gguf::GgufFile> file,
@@ -89,9 +64,12 @@ class EngineImpl : public Engine {
         backend_(std::move(backend)),
         model_(std::move(model)),
         kv_cache_(std::move(kv_cache)),
-        block_pool_(kv_cache_->num_blocks()),
+        kv_manager_(kv_cache_->num_blocks(), kv_cache_->block_size()),
+        scheduler_(SchedulerConfig{config.max_num_seqs, config.max_num_batched_tokens},
+                   &kv_manager_),
         seed_sequence_(config.seed) {
     logits_.resize(int64_t{config.max_num_seqs} * info_.vocab_size);
+    PublishStats();
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -115,12 +93,6 @@ class EngineImpl : public Engine {
           request.sampling.max_tokens,
           " in the completion). Please reduce the length of the messages or completion."));
     }
-    if (CeilDiv(static_cast<int32_t>(total), kv_cache_->block_size()) > kv_cache_->num_blocks()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the request needs ", total, " tokens of KV cache but the whole cache holds ",
-          int64_t{kv_cache_->num_blocks()} * kv_cache_->block_size(),
-          "; raise --kv-cache-memory or lower max_tokens"));
-    }
     auto handle = std::make_shared<RequestHandle>(request.id);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -138,6 +110,13 @@ class EngineImpl : public Engine {
   const ChatTemplate& chat_template() const override { return *chat_template_; }
   const ModelInfo& model_info() const override { return info_; }
 
+  EngineStats stats() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    EngineStats stats = stats_;
+    stats.num_waiting += static_cast<int32_t>(inbox_.size());
+    return stats;
+  }
+
   // Safe to call from several threads at once: exactly one joins the loop thread.
   void Shutdown() override {
     {
@@ -153,66 +132,45 @@ class EngineImpl : public Engine {
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [this] {
-          return stopping_ || !inbox_.empty() || !running_.empty() || !waiting_.empty();
-        });
-        for (auto& seq : inbox_) waiting_.push_back(std::move(seq));
+        wake_.wait(lock, [this] { return stopping_ || !inbox_.empty() || scheduler_.has_work(); });
+        for (auto& seq : inbox_) scheduler_.Add(std::move(seq));
         inbox_.clear();
         if (stopping_) break;
       }
       Step();
+      PublishStats();
     }
     // Shutdown: everything still queued or running ends as aborted.
-    for (auto& seq : running_) Finish(*seq, FinishReason::kAbort);
-    for (auto& seq : waiting_) Finish(*seq, FinishReason::kAbort);
-    running_.clear();
-    waiting_.clear();
+    for (auto& seq : scheduler_.RemoveIf([](const Sequence&) { return true; })) {
+      SendFinal(*seq, FinishReason::kAbort);
+    }
+    PublishStats();
   }
 
-  // One engine step: drop aborted requests, admit waiting ones whose whole KV reservation
-  // fits, run decodes then prefill chunks within the token budget, sample, emit.
+  // One engine step: drop aborted requests, let the scheduler pick this step's tokens,
+  // run the model, sample where a sequence's known tokens are all computed, emit.
   void Step() {
-    DropAborted(&running_);
-    DropAborted(&waiting_);
-    while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
-      Sequence& seq = *waiting_.front();
-      if (!block_pool_.Allocate(CeilDiv(seq.max_len(), kv_cache_->block_size()), &seq.blocks)) {
-        break;  // FCFS: later requests wait behind the first that does not fit
-      }
-      running_.push_back(std::move(waiting_.front()));
-      waiting_.pop_front();
+    for (auto& seq : scheduler_.RemoveIf([](const Sequence& s) { return s.handle->aborted(); })) {
+      SendFinal(*seq, FinishReason::kAbort);
     }
-    if (running_.empty()) return;
+    const SchedulerOutput scheduled = scheduler_.Schedule();
+    num_preemptions_ += static_cast<int64_t>(scheduled.preempted.size());
+    if (scheduled.chunks.empty()) return;
 
-    // Decodes (one token each) first, so a long prompt never stalls running streams.
     batch_.Clear();
-    step_seqs_.clear();
-    int32_t budget = config_.max_num_batched_tokens;
-    for (int pass = 0; pass < 2; ++pass) {
-      for (auto& owned : running_) {
-        Sequence& seq = *owned;
-        const int32_t remaining = static_cast<int32_t>(seq.tokens.size()) - seq.num_computed;
-        const bool is_decode = remaining == 1 && seq.num_generated() > 0;
-        if ((pass == 0) != is_decode || budget == 0) continue;
-        const int32_t n = std::min(remaining, budget);
-        AddToBatch(seq, n);
-        budget -= n;
-      }
-    }
-    if (step_seqs_.empty()) return;
-
+    for (const ScheduledChunk& chunk : scheduled.chunks) AddToBatch(*chunk.seq, chunk.num_tokens);
     model_->Forward(batch_, kv_cache_.get(), logits_.data());
+    scheduler_.Update(scheduled);
 
-    for (size_t i = 0; i < step_seqs_.size(); ++i) {
-      Sequence& seq = *step_seqs_[i];
-      seq.num_computed += batch_.sequences[i].num_tokens;
-      if (seq.num_computed < static_cast<int32_t>(seq.tokens.size())) continue;  // mid-prefill
+    for (size_t i = 0; i < scheduled.chunks.size(); ++i) {
+      Sequence& seq = *scheduled.chunks[i].seq;
+      if (seq.num_uncomputed() > 0) continue;  // mid-prefill
       const absl::Span<const float> logits(logits_.data() + i * info_.vocab_size, info_.vocab_size);
       const int32_t token = sampler_.Sample(logits, seq.request.sampling, &seq.rng);
       seq.tokens.push_back(token);
       EmitToken(seq, token);
     }
-    std::erase_if(running_, [](const std::unique_ptr<Sequence>& seq) { return seq->finished; });
+    scheduler_.RemoveIf([](const Sequence& s) { return s.finished; });
   }
 
   void AddToBatch(Sequence& seq, int32_t n) {
@@ -228,11 +186,10 @@ class EngineImpl : public Engine {
       batch_.slots.push_back(seq.blocks[p / block_size] * block_size + p % block_size);
     }
     batch_.sequences.push_back(entry);
-    step_seqs_.push_back(&seq);
   }
 
-  // Sends the token's text to the client; a finished sequence gives back its blocks and
-  // leaves running_ at the end of the step.
+  // Sends the token's text to the client; a finished sequence leaves the scheduler (and
+  // gives back its blocks) at the end of the step.
   void EmitToken(Sequence& seq, int32_t token) {
     RequestOutput out;
     out.token_ids.push_back(token);
@@ -247,39 +204,28 @@ class EngineImpl : public Engine {
                static_cast<int32_t>(seq.tokens.size()) >= info_.max_model_len) {
       out.finish_reason = FinishReason::kLength;
     }
-    const bool finished = out.finished();
-    if (finished) out.text_delta += seq.detokenizer.Flush();
+    seq.finished = out.finished();
+    if (seq.finished) out.text_delta += seq.detokenizer.Flush();
     seq.handle->Push(std::move(out));
-    if (finished) Release(seq);
   }
 
-  void Release(Sequence& seq) {
-    block_pool_.Free(seq.blocks);
-    seq.blocks.clear();
-    seq.finished = true;
+  void PublishStats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.num_running = scheduler_.num_running();
+    stats_.num_waiting = scheduler_.num_waiting();
+    stats_.num_blocks = kv_manager_.num_blocks();
+    stats_.num_free_blocks = kv_manager_.num_free_blocks();
+    stats_.num_preemptions = num_preemptions_;
   }
 
-  void Finish(Sequence& seq, FinishReason reason) {
+  // The last output of a sequence that ends without a new token (abort, shutdown).
+  void SendFinal(Sequence& seq, FinishReason reason) {
     RequestOutput out;
     out.finish_reason = reason;
+    out.text_delta = seq.detokenizer.Flush();
     out.prompt_tokens = seq.prompt_len;
     out.completion_tokens = seq.num_generated();
     seq.handle->Push(std::move(out));
-    if (!seq.blocks.empty()) {
-      block_pool_.Free(seq.blocks);
-      seq.blocks.clear();
-    }
-  }
-
-  template <typename Container>
-  void DropAborted(Container* seqs) {
-    for (auto& seq : *seqs) {
-      if (seq->handle->aborted()) {
-        Finish(*seq, FinishReason::kAbort);
-        seq.reset();
-      }
-    }
-    std::erase_if(*seqs, [](const std::unique_ptr<Sequence>& seq) { return seq == nullptr; });
   }
 
   const EngineConfig config_;
@@ -292,16 +238,16 @@ class EngineImpl : public Engine {
   const std::unique_ptr<KvCache> kv_cache_;
 
   // Engine-thread state.
-  BlockPool block_pool_;
-  std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::vector<std::unique_ptr<Sequence>> running_;
+  KvCacheManager kv_manager_;
+  Scheduler scheduler_;
+  int64_t num_preemptions_ = 0;
   ForwardBatch batch_;
-  std::vector<Sequence*> step_seqs_;
   std::vector<float> logits_;  // [max_num_seqs, vocab]
   Sampler sampler_;
 
   // Shared with submitting threads.
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  EngineStats stats_;  // guarded by mutex_
   std::condition_variable wake_;
   std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mutex_
   bool stopping_ = false;                         // guarded by mutex_

@@ -17,24 +17,33 @@
 namespace moeserve {
 
 struct EngineConfig {
-  std::string model_path;              // a .gguf file
-  std::string chat_template_override;  // template source; empty = the model's own
-  int32_t max_model_len = 0;           // 0 = the model's context length
-  int32_t num_threads = 0;             // 0 = every core this process may use
-  uint64_t seed = 0;                   // seeds requests that give none (each differently)
-  int32_t max_num_seqs = 16;           // sequences running at once
+  std::string model_path;                 // a .gguf file
+  std::string chat_template_override;     // template source; empty = the model's own
+  int32_t max_model_len = 0;              // 0 = the model's context length
+  int32_t num_threads = 0;                // 0 = every core this process may use
+  uint64_t seed = 0;                      // seeds requests that give none (each differently)
+  int32_t max_num_seqs = 16;              // sequences running at once
   int32_t max_num_batched_tokens = 2048;  // tokens per engine step (prefill chunks + decodes)
-  int32_t block_size = 16;             // tokens per KV-cache block
+  int32_t block_size = 16;                // tokens per KV-cache block
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // KV pool size
 
   absl::Status Validate() const;
 };
 
 struct ModelInfo {
-  std::string name;            // general.name, or the file's stem
-  std::string architecture;    // "llama"
-  int32_t max_model_len = 0;   // prompt + generated tokens, at most
+  std::string name;           // general.name, or the file's stem
+  std::string architecture;   // "llama"
+  int32_t max_model_len = 0;  // prompt + generated tokens, at most
   int32_t vocab_size = 0;
+};
+
+// A snapshot of the engine thread's state, refreshed after every step.
+struct EngineStats {
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;  // queued, including requests not yet seen by the loop
+  int32_t num_blocks = 0;
+  int32_t num_free_blocks = 0;
+  int64_t num_preemptions = 0;  // since start
 };
 
 class Engine {
@@ -51,6 +60,7 @@ class Engine {
   virtual const Tokenizer& tokenizer() const = 0;
   virtual const ChatTemplate& chat_template() const = 0;
   virtual const ModelInfo& model_info() const = 0;
+  virtual EngineStats stats() const = 0;
 
   // Stops accepting requests, aborts those in flight and joins the engine thread.
   virtual void Shutdown() = 0;

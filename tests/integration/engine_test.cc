@@ -2,7 +2,9 @@
 // and seeded sampling, EOS and length finishes, concurrency, aborts and submit errors.
 #include "engine/engine.h"
 
+#include <chrono>
 #include <fstream>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -135,6 +137,75 @@ TEST_F(EngineTest, ConcurrentRequestsMatchSequentialOnes) {
     EXPECT_EQ(concurrent[i].tokens, sequential[i].tokens) << "prompt " << i;
     EXPECT_EQ(concurrent[i].text, sequential[i].text) << "prompt " << i;
   }
+}
+
+// Waits until the engine thread has published a state with every block free.
+bool AllBlocksReturn(const Engine& engine) {
+  for (int i = 0; i < 500; ++i) {
+    const EngineStats stats = engine.stats();
+    if (stats.num_free_blocks == stats.num_blocks && stats.num_running == 0 &&
+        stats.num_waiting == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// A KV cache too small for all requests at once forces preemption, and a 16-token budget
+// chunks every prompt: the greedy outputs must still be the sequential ones, and every
+// block must come back.
+TEST_F(EngineTest, PreemptionAndChunkingChangeNothing) {
+  const int n = static_cast<int>((*fixture_)["prompts"].size());
+  std::vector<Collected> sequential;
+  for (int i = 0; i < n; ++i) sequential.push_back(Run(MakeRequest(i, 24)));
+
+  EngineConfig config;
+  config.model_path = testing::DefaultModelPath();
+  config.max_num_seqs = 8;
+  config.max_num_batched_tokens = 16;
+  config.kv_cache_memory_bytes = int64_t{14} * 2 * 30 * 16 * 3 * 64 * 4;  // 14 blocks: 224 tokens
+  auto small = Engine::Create(config);
+  ASSERT_TRUE(small.ok()) << small.status();
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < n; ++i) {
+    auto h = (*small)->Submit(MakeRequest(i, 24));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  for (int i = 0; i < n; ++i) {
+    const Collected c = Collect(*handles[i]);
+    EXPECT_EQ(c.tokens, sequential[i].tokens) << "prompt " << i;
+    EXPECT_EQ(c.text, sequential[i].text) << "prompt " << i;
+  }
+  EXPECT_GT((*small)->stats().num_preemptions, 0);
+  EXPECT_TRUE(AllBlocksReturn(**small));
+}
+
+// Aborts from other threads at random moments under load leave no block behind.
+TEST_F(EngineTest, RandomAbortsLeakNoBlocks) {
+  std::mt19937 rng(5);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < 12; ++i) {
+    auto h = engine_->Submit(MakeRequest(i % 6, 40));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  std::vector<std::thread> aborters;
+  for (auto& h : handles) {
+    const int delay_ms = std::uniform_int_distribution<int>(0, 400)(rng);
+    aborters.emplace_back([h, delay_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      h->Abort();
+    });
+  }
+  for (auto& h : handles) {
+    const Collected c = Collect(*h);
+    EXPECT_TRUE(c.finish == FinishReason::kAbort || c.finish == FinishReason::kStop ||
+                c.finish == FinishReason::kLength);
+  }
+  for (std::thread& t : aborters) t.join();
+  EXPECT_TRUE(AllBlocksReturn(*engine_));
 }
 
 TEST_F(EngineTest, SameSeedSameSampleDifferentSeedDifferentSample) {

@@ -102,6 +102,7 @@ class FakeEngine : public Engine {
   const Tokenizer& tokenizer() const override { return tokenizer_; }
   const ChatTemplate& chat_template() const override { return chat_template_; }
   const ModelInfo& model_info() const override { return info_; }
+  EngineStats stats() const override { return {}; }
   void Shutdown() override {}
 
   FakeChatTemplate& mutable_template() { return chat_template_; }

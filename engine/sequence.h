@@ -1,0 +1,46 @@
+// One request as the engine thread tracks it: its tokens so far, how many of them have KV
+// in the cache, its block table, and the per-request state outputs need (handle,
+// detokenizer, generator). The Scheduler moves sequences between waiting and running;
+// the engine loop samples and emits. Engine thread only.
+#ifndef MOESERVE_ENGINE_SEQUENCE_H_
+#define MOESERVE_ENGINE_SEQUENCE_H_
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "engine/detokenizer.h"
+#include "engine/request.h"
+#include "engine/request_handle.h"
+
+namespace moeserve {
+
+struct Sequence {
+  Sequence(Request r, std::shared_ptr<RequestHandle> h, const Tokenizer* tokenizer, uint64_t seed)
+      : request(std::move(r)),
+        handle(std::move(h)),
+        tokens(request.prompt_token_ids),
+        prompt_len(static_cast<int32_t>(tokens.size())),
+        detokenizer(tokenizer),
+        rng(seed) {}
+
+  Request request;
+  std::shared_ptr<RequestHandle> handle;
+  std::vector<int32_t> tokens;  // prompt, then generated tokens
+  int32_t prompt_len = 0;
+  int32_t num_computed = 0;     // tokens whose KV is in the cache
+  std::vector<int32_t> blocks;  // block table, owned through the KvCacheManager
+  int32_t num_preemptions = 0;
+  bool finished = false;  // its final output was sent
+  IncrementalDetokenizer detokenizer;
+  std::mt19937_64 rng;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t num_generated() const { return num_tokens() - prompt_len; }
+  int32_t num_uncomputed() const { return num_tokens() - num_computed; }
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_ENGINE_SEQUENCE_H_
