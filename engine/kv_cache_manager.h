@@ -20,7 +20,9 @@ class KvCacheManager {
   int32_t num_blocks() const { return pool_.num_blocks(); }
   int32_t num_free_blocks() const { return pool_.num_free(); }
   // Share of blocks in use, for metrics.
-  double usage() const { return 1.0 - double{pool_.num_free()} / pool_.num_blocks(); }
+  double usage() const {
+    return 1.0 - static_cast<double>(pool_.num_free()) / pool_.num_blocks();
+  }
 
   // Grows seq's block table to hold `total_tokens` tokens. Returns false, changing
   // nothing, when the pool is short.

@@ -15,7 +15,8 @@ Model::Model(const ModelConfig& config, ModelWeights weights, Backend* backend,
       backend_(backend),
       max_num_tokens_(max_num_tokens),
       max_num_sequences_(max_num_sequences),
-      inv_freq_(cpu::RopeInvFrequencies(config.rope_theta, config.rotary_dim)) {
+      inv_freq_(
+          cpu::RopeInvFrequencies(config.rope_theta, config.rotary_dim, config.rope_scaling)) {
   const int64_t n = max_num_tokens;
   const int64_t hidden = config.hidden_size;
   const int64_t q_width = int64_t{config.num_heads} * config.head_dim;
@@ -50,8 +51,7 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
   const int64_t hidden = c.hidden_size;
   const int64_t q_width = int64_t{c.num_heads} * c.head_dim;
   const int64_t kv_width = int64_t{c.num_kv_heads} * c.head_dim;
-  const AttentionParams attention{c.num_heads, c.num_kv_heads, c.head_dim,
-                                  kv_cache->block_size(),
+  const AttentionParams attention{c.num_heads, c.num_kv_heads, c.head_dim, kv_cache->block_size(),
                                   1.0f / std::sqrt(static_cast<float>(c.head_dim))};
 
   Tensor residual = View(residual_, n, hidden);
@@ -78,8 +78,8 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
     backend_->SplitColumns(qkv, parts);
     backend_->Rope(q_heads, k_heads, batch.positions, inv_freq_, RopeLayout::kHalf);
     backend_->WriteKv(k, v, batch.slots, kv_cache->k(l), kv_cache->v(l));
-    backend_->PagedAttention(q_heads, kv_cache->k(l), kv_cache->v(l), batch.sequences,
-                             attention, attn_heads);
+    backend_->PagedAttention(q_heads, kv_cache->k(l), kv_cache->v(l), batch.sequences, attention,
+                             attn_heads);
     backend_->Linear(attn, w.o_proj, proj);
     backend_->AddRmsNorm(proj, residual, w.ffn_norm, c.rms_norm_eps, normed);
 

@@ -1,8 +1,11 @@
 #include "engine/model_config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/absl_strings.h"
 #include "common/status.h"
 
 namespace moeserve {
@@ -19,7 +22,134 @@ absl::StatusOr<int32_t> PositiveInt(const gguf::GgufFile& file, const std::strin
   return static_cast<int32_t>(*value);
 }
 
+absl::Status ValidateRopeScaling(const RopeScaling& s) {
+  if (s.kind == RopeScalingKind::kNone) return absl::OkStatus();
+  if (!(s.factor > 0.0f)) {
+    return absl::InvalidArgumentError(Cat("rope_scaling.factor (", s.factor, ") must be positive"));
+  }
+  if (s.kind == RopeScalingKind::kLlama3) {
+    if (!(s.low_freq_factor > 0.0f) || !(s.high_freq_factor > s.low_freq_factor)) {
+      return absl::InvalidArgumentError(Cat("rope_scaling needs 0 < low_freq_factor (",
+                                            s.low_freq_factor, ") < high_freq_factor (",
+                                            s.high_freq_factor, ")"));
+    }
+    if (s.original_max_position_embeddings <= 0) {
+      return absl::InvalidArgumentError(
+          "rope_scaling.original_max_position_embeddings must be positive");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMoe(const ModelConfig& c) {
+  const MoeConfig& m = c.moe;
+  auto fail = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (m.num_experts < 0) return fail("num_experts must not be negative");
+  if (m.num_shared_experts < 0 || m.shared_expert_intermediate_size < 0) {
+    return fail("shared expert count and size must not be negative");
+  }
+  if ((m.num_shared_experts > 0) != (m.shared_expert_intermediate_size > 0)) {
+    return fail(Cat("num_shared_experts (", m.num_shared_experts,
+                    ") and shared_expert_intermediate_size (", m.shared_expert_intermediate_size,
+                    ") must both be zero or both positive"));
+  }
+  if (m.shared_expert_gate && m.num_shared_experts == 0) {
+    return fail("shared_expert_gate needs a shared expert");
+  }
+  if (m.num_experts == 0) {
+    if (m.top_k != 0 || !m.expert_intermediate_sizes.empty() || m.num_shared_experts != 0) {
+      return fail("a dense model (num_experts = 0) has no top_k, experts or shared experts");
+    }
+    return absl::OkStatus();
+  }
+  if (m.top_k <= 0 || m.top_k > m.num_experts) {
+    return fail(Cat("top_k (", m.top_k, ") must be in [1, num_experts = ", m.num_experts, "]"));
+  }
+  if (m.decoder_sparse_step <= 0) return fail("decoder_sparse_step must be positive");
+  if (m.moe_layer_freq <= 0) return fail("moe_layer_freq must be positive");
+  if (m.first_k_dense_replace < 0) return fail("first_k_dense_replace must not be negative");
+  for (int32_t layer : m.mlp_only_layers) {
+    if (layer < 0 || layer >= c.num_layers) {
+      return fail(
+          Cat("mlp_only_layers entry ", layer, " is not a layer in [0, ", c.num_layers, ")"));
+    }
+  }
+  if (static_cast<int64_t>(m.expert_intermediate_sizes.size()) != c.num_layers) {
+    return fail(Cat("expert_intermediate_sizes has ", m.expert_intermediate_sizes.size(),
+                    " layers, the model ", c.num_layers));
+  }
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    const std::vector<int32_t>& sizes = m.expert_intermediate_sizes[layer];
+    if (!c.IsMoeLayer(layer)) {
+      if (!sizes.empty()) return fail(Cat("dense layer ", layer, " lists expert sizes"));
+      continue;
+    }
+    if (static_cast<int64_t>(sizes.size()) != m.num_experts) {
+      return fail(Cat("layer ", layer, " lists ", sizes.size(), " expert sizes for ", m.num_experts,
+                      " experts"));
+    }
+    for (int32_t size : sizes) {
+      if (size <= 0) return fail(Cat("layer ", layer, " has an expert of size ", size));
+    }
+  }
+  if (!m.score_scale_factors.empty() &&
+      static_cast<int64_t>(m.score_scale_factors.size()) != c.num_layers) {
+    return fail(Cat("score_scale_factor has ", m.score_scale_factors.size(), " entries, the model ",
+                    c.num_layers, " layers"));
+  }
+  for (float scale : m.score_scale_factors) {
+    if (!std::isfinite(scale)) return fail("score_scale_factor must be finite");
+  }
+  const bool llama_moe_router = m.router != RouterKind::kSoftmaxTopK;
+  if (llama_moe_router != (c.family == ModelFamily::kLlamaMoe)) {
+    return fail(Cat("router kind does not match the ", ModelFamilyName(c.family), " family"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+const char* ModelFamilyName(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kLlama:
+      return "llama";
+    case ModelFamily::kMixtral:
+      return "mixtral";
+    case ModelFamily::kLlamaMoe:
+      return "llama_moe";
+    case ModelFamily::kQwen2Moe:
+      return "qwen2_moe";
+    case ModelFamily::kDeepseek:
+      return "deepseek";
+    case ModelFamily::kOlmoe:
+      return "olmoe";
+  }
+  return "unknown";
+}
+
+bool ModelConfig::IsMoeLayer(int layer) const {
+  if (moe.num_experts == 0) return false;
+  switch (family) {
+    case ModelFamily::kQwen2Moe:
+      // Qwen2MoeDecoderLayer: not in mlp_only_layers and (layer + 1) % step == 0.
+      return std::find(moe.mlp_only_layers.begin(), moe.mlp_only_layers.end(), layer) ==
+                 moe.mlp_only_layers.end() &&
+             (layer + 1) % moe.decoder_sparse_step == 0;
+    case ModelFamily::kDeepseek:
+      // DeepseekDecoderLayer: layer >= first_k_dense_replace and layer % freq == 0.
+      return layer >= moe.first_k_dense_replace && layer % moe.moe_layer_freq == 0;
+    case ModelFamily::kLlama:
+    case ModelFamily::kMixtral:
+    case ModelFamily::kLlamaMoe:
+    case ModelFamily::kOlmoe:
+      return true;
+  }
+  return false;
+}
+
+float ModelConfig::ScoreScaleFactor(int layer) const {
+  return moe.score_scale_factors.empty() ? 1.0f : moe.score_scale_factors[layer];
+}
 
 absl::Status ModelConfig::Validate() const {
   auto fail = [](const std::string& what) { return absl::InvalidArgumentError(what); };
@@ -41,7 +171,17 @@ absl::Status ModelConfig::Validate() const {
   if (!(rope_theta > 0.0f)) return fail("rope_theta must be positive");
   if (!(rms_norm_eps > 0.0f)) return fail("rms_norm_eps must be positive");
   if (max_position_embeddings <= 0) return fail("max_position_embeddings must be positive");
-  return absl::OkStatus();
+  MOESERVE_RETURN_IF_ERROR(ValidateRopeScaling(rope_scaling));
+  if (bos_token_id < -1 || bos_token_id >= vocab_size) {
+    return fail(
+        Cat("bos_token_id (", bos_token_id, ") is not in the vocabulary (", vocab_size, ")"));
+  }
+  for (int32_t eos : eos_token_ids) {
+    if (eos < 0 || eos >= vocab_size) {
+      return fail(Cat("eos_token_id ", eos, " is not in the vocabulary (", vocab_size, ")"));
+    }
+  }
+  return ValidateMoe(*this);
 }
 
 absl::StatusOr<ModelConfig> ModelConfigFromGguf(const gguf::GgufFile& file) {

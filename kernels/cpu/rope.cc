@@ -13,6 +13,41 @@ std::vector<float> RopeInvFrequencies(float theta, int rotary_dim) {
   return inv_freq;
 }
 
+std::vector<float> RopeInvFrequencies(float theta, int rotary_dim, const RopeScaling& scaling) {
+  std::vector<float> inv_freq = RopeInvFrequencies(theta, rotary_dim);
+  switch (scaling.kind) {
+    case RopeScalingKind::kNone:
+      break;
+    case RopeScalingKind::kLinear:
+      for (float& f : inv_freq) f /= scaling.factor;
+      break;
+    case RopeScalingKind::kLlama3: {
+      // torch casts the Python scalars to the tensor's f32 before each op; so do we.
+      const float factor = scaling.factor;
+      const float low = scaling.low_freq_factor;
+      const float high = scaling.high_freq_factor;
+      const double old_context = scaling.original_max_position_embeddings;
+      const float low_freq_wavelen = static_cast<float>(old_context / low);
+      const float high_freq_wavelen = static_cast<float>(old_context / high);
+      const float two_pi = static_cast<float>(2.0 * 3.141592653589793);
+      // (high - low) is Python arithmetic in double, rounded to f32 when it meets the tensor.
+      const float smooth_denominator = static_cast<float>(double{high} - double{low});
+      for (float& f : inv_freq) {
+        const float wavelen = two_pi / f;
+        float scaled = wavelen > low_freq_wavelen ? f / factor : f;
+        if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+          const float smooth =
+              (static_cast<float>(old_context) / wavelen - low) / smooth_denominator;
+          scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+        }
+        f = scaled;
+      }
+      break;
+    }
+  }
+  return inv_freq;
+}
+
 void ApplyRope(float* x, const int32_t* positions, int64_t num_tokens, int64_t num_heads,
                int64_t head_dim, const std::vector<float>& inv_freq, RopeStyle style) {
   const int64_t half = static_cast<int64_t>(inv_freq.size());
