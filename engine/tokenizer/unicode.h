@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace moeserve::unicode {
 
 // Stands for one byte of ill-formed UTF-8; not a code point, never a letter/number/space.
@@ -25,7 +27,7 @@ inline constexpr char32_t kReplacementCharacter = 0xFFFD;
 char32_t DecodeUtf8(std::string_view text, size_t* pos);
 
 // Appends the UTF-8 encoding of `cp`. REQUIRES: cp is a Unicode scalar value.
-void AppendUtf8(char32_t cp, std::string* out);
+using ::moeserve::AppendUtf8;  // common/utf8.h
 
 // `bytes` with every ill-formed sequence replaced by U+FFFD, one per maximal subpart of
 // an ill-formed sequence (the Unicode "best practice", as Rust's String::from_utf8_lossy

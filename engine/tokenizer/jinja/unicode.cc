@@ -5,6 +5,8 @@
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 
+#include "common/utf8.h"
+
 namespace moeserve::jinja::unicode {
 namespace {
 
@@ -149,22 +151,10 @@ std::u32string Decode(std::string_view s) {
 }
 
 void Append(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp >= kEscapeBase + 0x80 && cp <= kEscapeBase + 0xFF) {
-    out->push_back(static_cast<char>(cp - kEscapeBase));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  if (cp >= kEscapeBase + 0x80 && cp <= kEscapeBase + 0xFF) {
+    out->push_back(static_cast<char>(cp - kEscapeBase));  // surrogateescape'd byte
   } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    AppendUtf8(cp, out);
   }
 }
 
