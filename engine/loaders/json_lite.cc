@@ -197,12 +197,14 @@ class Parser {
     if (is_integer) {
       int64_t value = 0;
       const auto [ptr, ec] = std::from_chars(first, last, value);
-      if (ec != std::errc() || ptr != last) {
-        pos_ = start;
-        return Error("integer out of the int64 range");
+      if (ec == std::errc() && ptr == last) {
+        out->data = value;
+        return absl::OkStatus();
       }
-      out->data = value;
-    } else {
+      // Integers beyond int64 become doubles, as Python's json and nlohmann read them:
+      // transformers writes model_max_length = int(1e30) into most tokenizer_config.json.
+    }
+    {
       double value = 0;
       const auto [ptr, ec] = std::from_chars(first, last, value);
       if (ec != std::errc() || ptr != last) {
