@@ -18,14 +18,13 @@
 #include "engine/detokenizer.h"
 #include "engine/kv_cache.h"
 #include "engine/kv_cache_manager.h"
-#include "engine/loaders/gguf_reader.h"
 #include "engine/model.h"
 #include "engine/model_config.h"
+#include "engine/model_loader.h"
 #include "engine/model_weights.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
-#include "engine/tokenizer/gguf_tokenizer.h"
 #ifdef MOESERVE_WITH_CUDA
 #include "kernels/cuda/device_info.h"
 #endif
@@ -52,12 +51,11 @@ namespace {
 
 class EngineImpl : public Engine {
  public:
-  EngineImpl(const EngineConfig& config, std::unique_ptr<gguf::GgufFile> file,
-             std::unique_ptr<Tokenizer> tokenizer, std::unique_ptr<ChatTemplate> chat_template,
-             ModelInfo info, std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+  EngineImpl(const EngineConfig& config, std::unique_ptr<Tokenizer> tokenizer,
+             std::unique_ptr<ChatTemplate> chat_template, ModelInfo info,
+             std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
              std::unique_ptr<KvCache> kv_cache)
       : config_(config),
-        file_(std::move(file)),
         tokenizer_(std::move(tokenizer)),
         chat_template_(std::move(chat_template)),
         info_(std::move(info)),
@@ -229,7 +227,6 @@ class EngineImpl : public Engine {
   }
 
   const EngineConfig config_;
-  const std::unique_ptr<gguf::GgufFile> file_;
   const std::unique_ptr<Tokenizer> tokenizer_;
   const std::unique_ptr<ChatTemplate> chat_template_;
   const ModelInfo info_;
@@ -260,36 +257,30 @@ class EngineImpl : public Engine {
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
   MOESERVE_RETURN_IF_ERROR(config.Validate());
-  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file,
-                            gguf::GgufFile::Open(config.model_path));
-  MOESERVE_ASSIGN_OR_RETURN(ModelConfig model_config, ModelConfigFromGguf(*file));
-  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadGgufTokenizer(*file));
-  if (tokenizer->vocab_size() != model_config.vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(file->path(), ": the tokenizer has ", tokenizer->vocab_size(),
-                     " tokens but token_embd.weight has ", model_config.vocab_size, " rows"));
-  }
+  MOESERVE_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(config.model_path));
+  const ModelConfig& model_config = loaded.config;
+  std::unique_ptr<Tokenizer> tokenizer = std::move(loaded.tokenizer);
 
   std::string template_source = config.chat_template_override;
   if (template_source.empty()) {
-    absl::StatusOr<std::string> from_file = file->GetString("tokenizer.chat_template");
-    if (!from_file.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(file->path(), ": the model has no chat template (tokenizer.chat_template); ",
-                       "pass one with --chat-template FILE"));
+    if (!loaded.chat_template.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          loaded.path, ": the model has no chat template; ", "pass one with --chat-template FILE"));
     }
-    template_source = *std::move(from_file);
+    template_source = *std::move(loaded.chat_template);
   }
   ChatTemplate::Options template_options;
-  if (tokenizer->bos_id() >= 0)
+  if (tokenizer->bos_id() >= 0) {
     template_options.bos_token = tokenizer->TokenBytes(tokenizer->bos_id());
-  if (tokenizer->eos_id() >= 0)
+  }
+  if (tokenizer->eos_id() >= 0) {
     template_options.eos_token = tokenizer->TokenBytes(tokenizer->eos_id());
+  }
   absl::StatusOr<std::unique_ptr<ChatTemplate>> chat_template =
       ChatTemplate::Create(template_source, template_options);
   if (!chat_template.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(config.chat_template_override.empty() ? file->path() : "--chat-template",
+        absl::StrCat(config.chat_template_override.empty() ? loaded.path : "--chat-template",
                      ": the chat template cannot be used: ", chat_template.status().message()));
   }
 
@@ -300,7 +291,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   if (config.max_model_len > model_config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-model-len ", config.max_model_len, " is larger than the model's context length ",
-        model_config.max_position_embeddings, " (", file->path(), ")"));
+        model_config.max_position_embeddings, " (", loaded.path, ")"));
   }
   info.max_model_len =
       config.max_model_len > 0 ? config.max_model_len : model_config.max_position_embeddings;
@@ -332,10 +323,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
     info.max_model_len = static_cast<int32_t>(cache_tokens);
   }
 
-  MOESERVE_LOG_INFO("loading {}: {} layers, hidden {}, {} heads ({} kv), vocab {}", file->path(),
-                    model_config.num_layers, model_config.hidden_size, model_config.num_heads,
-                    model_config.num_kv_heads, model_config.vocab_size);
-  MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, LoadGgufWeights(*file, model_config));
+  MOESERVE_LOG_INFO("loading {} ({}): {} layers, hidden {}, {} heads ({} kv), vocab {}",
+                    loaded.path, ModelFamilyName(model_config.family), model_config.num_layers,
+                    model_config.hidden_size, model_config.num_heads, model_config.num_kv_heads,
+                    model_config.vocab_size);
+  MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, loaded.load_weights());
   MOESERVE_LOG_INFO(
       "{} parameters as f32 ({:.1f} MiB); KV cache: {} blocks of {} tokens "
       "({:.1f} MiB); max_model_len {}",
@@ -359,8 +351,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   auto kv_cache =
       std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks), config.block_size);
   return std::unique_ptr<Engine>(
-      new EngineImpl(config, std::move(file), std::move(tokenizer), *std::move(chat_template),
-                     std::move(info), std::move(backend), std::move(model), std::move(kv_cache)));
+      new EngineImpl(config, std::move(tokenizer), *std::move(chat_template), std::move(info),
+                     std::move(backend), std::move(model), std::move(kv_cache)));
 }
 
 }  // namespace moeserve

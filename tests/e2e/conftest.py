@@ -25,17 +25,17 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, *extra_args: str):
+    def __init__(self, *extra_args: str, model: Path = MODEL):
         if not BIN.exists():
             pytest.fail(f"{BIN} not built (run `make test`)")
-        if not MODEL.exists():
-            pytest.fail(f"{MODEL} missing (run scripts/bootstrap.sh)")
+        if not model.exists():
+            pytest.fail(f"{model} missing (run scripts/bootstrap.sh)")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"moeserve-e2e-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BIN), "--model", str(MODEL), "--host", "127.0.0.1", "--port", str(self.port),
+            [str(BIN), "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port),
              "--served-model-name", SERVED_NAME, *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120

@@ -3,6 +3,7 @@
 #include "engine/engine.h"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -296,6 +297,48 @@ TEST(EngineCreateTest, MaxModelLenMustFitTheModelAndTheCache) {
   auto engine = Engine::Create(config);
   ASSERT_TRUE(engine.ok()) << engine.status();
   EXPECT_EQ((*engine)->model_info().max_model_len, 1024);
+}
+
+// A whole Hugging Face directory (config.json, weights, tokenizer.json and the chat
+// template in tokenizer_config.json) served through the engine gives transformers' greedy
+// tokens: the tiny random Llama of tests/fixtures/tiny_llama, in both weight formats.
+TEST(EngineHfDirectoryTest, ServesAHuggingFaceDirectory) {
+  std::ifstream in(testing::SourcePath("tests/fixtures/tiny_llama/expected.json"));
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  for (const std::string format : {"safetensors", "bin"}) {
+    const std::string dir = testing::TempDir() + "/tiny_llama_" + format;
+    std::filesystem::create_directories(dir);
+    const std::string fixtures = testing::SourcePath("tests/fixtures/tiny_llama/");
+    for (const auto& entry : std::filesystem::directory_iterator(fixtures + format)) {
+      std::filesystem::copy_file(entry.path(), dir + "/" + entry.path().filename().string(),
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+      std::filesystem::copy_file(fixtures + "tokenizer/" + name, dir + "/" + name,
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+    EngineConfig config;
+    config.model_path = dir;
+    auto engine = Engine::Create(config);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    EXPECT_EQ((*engine)->model_info().max_model_len, 128);
+    for (const nlohmann::json& prompt : expected["prompts"]) {
+      Request r;
+      r.id = "tiny";
+      r.prompt_token_ids = prompt["prompt_ids"].get<std::vector<int32_t>>();
+      r.sampling.temperature = 0.0f;
+      r.sampling.max_tokens = static_cast<int32_t>(prompt["steps"].size());
+      r.sampling.ignore_eos = true;
+      auto handle = (*engine)->Submit(r);
+      ASSERT_TRUE(handle.ok()) << handle.status();
+      std::vector<int32_t> want;
+      for (const auto& step : prompt["steps"]) want.push_back(step["token"].get<int32_t>());
+      EXPECT_EQ(Collect(**handle).tokens, want) << format;
+    }
+    auto rendered = (*engine)->chat_template().Render({{"user", "hi"}}, true);
+    ASSERT_TRUE(rendered.ok()) << rendered.status();
+    EXPECT_EQ(*rendered, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  }
 }
 
 TEST(EngineShutdownTest, ShutdownAbortsWhatIsInFlight) {
