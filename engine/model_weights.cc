@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <string_view>
@@ -203,8 +205,32 @@ void UnpermuteQkRows(const float* src, int64_t num_heads, int64_t head_dim, int6
   }
 }
 
-absl::StatusOr<ModelWeights> LoadGgufWeights(const gguf::GgufFile& file,
-                                             const ModelConfig& config) {
+namespace {
+
+// The tensors of a dense Llama checkpoint by role; each format names them its own way.
+enum class DenseTensor {
+  kEmbedding,
+  kAttnNorm,
+  kQ,
+  kK,
+  kV,
+  kO,
+  kFfnNorm,
+  kGate,
+  kUp,
+  kDown,
+  kFinalNorm,
+  kLmHead
+};
+
+// Reads tensor `role` of layer `layer` (ignored for model-wide tensors) as f32 into dst,
+// [rows, cols] row-major, or a vector of `cols` when rows is 0.
+using ReadTensorFn = std::function<absl::Status(DenseTensor role, int32_t layer, int64_t rows,
+                                                int64_t cols, float* dst)>;
+
+// Allocates and fills the engine's layout (q|k|v and gate|up fused) from any format.
+absl::StatusOr<ModelWeights> AssembleDenseWeights(const ModelConfig& config,
+                                                  const ReadTensorFn& read) {
   const int64_t hidden = config.hidden_size;
   const int64_t inter = config.intermediate_size;
   const int64_t q_rows = int64_t{config.num_heads} * config.head_dim;
@@ -212,68 +238,137 @@ absl::StatusOr<ModelWeights> LoadGgufWeights(const gguf::GgufFile& file,
   const int64_t vocab = config.vocab_size;
 
   ModelWeights weights;
-  auto allocate = [&weights](int64_t n) {
+  // A fresh f32 tensor of `shape`, owned by `weights`, filled by read(role, layer).
+  auto load = [&](DenseTensor role, int32_t layer,
+                  std::initializer_list<int64_t> shape) -> absl::StatusOr<Tensor> {
+    const std::vector<int64_t> dims(shape);
+    const int64_t n = dims.size() == 1 ? dims[0] : dims[0] * dims[1];
     weights.storage.push_back(std::make_unique<float[]>(n));
     weights.num_parameters += n;
-    return weights.storage.back().get();
+    float* data = weights.storage.back().get();
+    MOESERVE_RETURN_IF_ERROR(read(role, layer, dims.size() == 1 ? 0 : dims[0], dims.back(), data));
+    return Tensor(data, DType::kF32, shape);
   };
-  GgufWeightReader reader(file);
+  // Several tensors stacked by rows into one: [sum of rows, cols].
+  auto fuse = [&](std::initializer_list<std::pair<DenseTensor, int64_t>> parts, int32_t layer,
+                  int64_t cols) -> absl::StatusOr<Tensor> {
+    int64_t rows = 0;
+    for (const auto& part : parts) rows += part.second;
+    weights.storage.push_back(std::make_unique<float[]>(rows * cols));
+    weights.num_parameters += rows * cols;
+    float* data = weights.storage.back().get();
+    float* at = data;
+    for (const auto& [role, part_rows] : parts) {
+      MOESERVE_RETURN_IF_ERROR(read(role, layer, part_rows, cols, at));
+      at += part_rows * cols;
+    }
+    return Tensor(data, DType::kF32, {rows, cols});
+  };
 
-  float* embedding = allocate(vocab * hidden);
-  MOESERVE_RETURN_IF_ERROR(reader.Read("token_embd.weight", vocab, hidden, embedding));
-  weights.embedding = Tensor(embedding, DType::kF32, {vocab, hidden});
-
-  std::vector<float> scratch(std::max(q_rows, kv_rows) * hidden);
+  MOESERVE_ASSIGN_OR_RETURN(weights.embedding, load(DenseTensor::kEmbedding, -1, {vocab, hidden}));
   for (int32_t l = 0; l < config.num_layers; ++l) {
-    const std::string prefix = absl::StrCat("blk.", l, ".");
     LayerWeights layer;
-    float* attn_norm = allocate(hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "attn_norm.weight", 0, hidden, attn_norm));
-    layer.attn_norm = Tensor(attn_norm, DType::kF32, {hidden});
-
-    float* qkv = allocate((q_rows + 2 * kv_rows) * hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "attn_q.weight", q_rows, hidden, scratch.data()));
-    UnpermuteQkRows(scratch.data(), config.num_heads, config.head_dim, hidden, qkv);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "attn_k.weight", kv_rows, hidden, scratch.data()));
-    UnpermuteQkRows(scratch.data(), config.num_kv_heads, config.head_dim, hidden,
-                    qkv + q_rows * hidden);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "attn_v.weight", kv_rows, hidden, qkv + (q_rows + kv_rows) * hidden));
-    layer.qkv = Tensor(qkv, DType::kF32, {q_rows + 2 * kv_rows, hidden});
-
-    float* o_proj = allocate(hidden * q_rows);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "attn_output.weight", hidden, q_rows, o_proj));
-    layer.o_proj = Tensor(o_proj, DType::kF32, {hidden, q_rows});
-
-    float* ffn_norm = allocate(hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "ffn_norm.weight", 0, hidden, ffn_norm));
-    layer.ffn_norm = Tensor(ffn_norm, DType::kF32, {hidden});
-
-    float* gate_up = allocate(2 * inter * hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "ffn_gate.weight", inter, hidden, gate_up));
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "ffn_up.weight", inter, hidden, gate_up + inter * hidden));
-    layer.gate_up = Tensor(gate_up, DType::kF32, {2 * inter, hidden});
-
-    float* down = allocate(hidden * inter);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "ffn_down.weight", hidden, inter, down));
-    layer.down_proj = Tensor(down, DType::kF32, {hidden, inter});
+    MOESERVE_ASSIGN_OR_RETURN(layer.attn_norm, load(DenseTensor::kAttnNorm, l, {hidden}));
+    MOESERVE_ASSIGN_OR_RETURN(
+        layer.qkv,
+        fuse({{DenseTensor::kQ, q_rows}, {DenseTensor::kK, kv_rows}, {DenseTensor::kV, kv_rows}}, l,
+             hidden));
+    MOESERVE_ASSIGN_OR_RETURN(layer.o_proj, load(DenseTensor::kO, l, {hidden, q_rows}));
+    MOESERVE_ASSIGN_OR_RETURN(layer.ffn_norm, load(DenseTensor::kFfnNorm, l, {hidden}));
+    MOESERVE_ASSIGN_OR_RETURN(
+        layer.gate_up, fuse({{DenseTensor::kGate, inter}, {DenseTensor::kUp, inter}}, l, hidden));
+    MOESERVE_ASSIGN_OR_RETURN(layer.down_proj, load(DenseTensor::kDown, l, {hidden, inter}));
     weights.layers.push_back(layer);
   }
-
-  float* final_norm = allocate(hidden);
-  MOESERVE_RETURN_IF_ERROR(reader.Read("output_norm.weight", 0, hidden, final_norm));
-  weights.final_norm = Tensor(final_norm, DType::kF32, {hidden});
-
+  MOESERVE_ASSIGN_OR_RETURN(weights.final_norm, load(DenseTensor::kFinalNorm, -1, {hidden}));
   if (config.tie_word_embeddings) {
     weights.lm_head = weights.embedding;
   } else {
-    float* lm_head = allocate(vocab * hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read("output.weight", vocab, hidden, lm_head));
-    weights.lm_head = Tensor(lm_head, DType::kF32, {vocab, hidden});
+    MOESERVE_ASSIGN_OR_RETURN(weights.lm_head, load(DenseTensor::kLmHead, -1, {vocab, hidden}));
   }
   return weights;
+}
+
+std::string GgufName(DenseTensor role, int32_t layer) {
+  const std::string blk = absl::StrCat("blk.", layer, ".");
+  switch (role) {
+    case DenseTensor::kEmbedding:
+      return "token_embd.weight";
+    case DenseTensor::kAttnNorm:
+      return blk + "attn_norm.weight";
+    case DenseTensor::kQ:
+      return blk + "attn_q.weight";
+    case DenseTensor::kK:
+      return blk + "attn_k.weight";
+    case DenseTensor::kV:
+      return blk + "attn_v.weight";
+    case DenseTensor::kO:
+      return blk + "attn_output.weight";
+    case DenseTensor::kFfnNorm:
+      return blk + "ffn_norm.weight";
+    case DenseTensor::kGate:
+      return blk + "ffn_gate.weight";
+    case DenseTensor::kUp:
+      return blk + "ffn_up.weight";
+    case DenseTensor::kDown:
+      return blk + "ffn_down.weight";
+    case DenseTensor::kFinalNorm:
+      return "output_norm.weight";
+    case DenseTensor::kLmHead:
+      return "output.weight";
+  }
+  return "";
+}
+
+std::string HfName(DenseTensor role, int32_t layer) {
+  const std::string prefix = absl::StrCat("model.layers.", layer, ".");
+  switch (role) {
+    case DenseTensor::kEmbedding:
+      return "model.embed_tokens.weight";
+    case DenseTensor::kAttnNorm:
+      return prefix + "input_layernorm.weight";
+    case DenseTensor::kQ:
+      return prefix + "self_attn.q_proj.weight";
+    case DenseTensor::kK:
+      return prefix + "self_attn.k_proj.weight";
+    case DenseTensor::kV:
+      return prefix + "self_attn.v_proj.weight";
+    case DenseTensor::kO:
+      return prefix + "self_attn.o_proj.weight";
+    case DenseTensor::kFfnNorm:
+      return prefix + "post_attention_layernorm.weight";
+    case DenseTensor::kGate:
+      return prefix + "mlp.gate_proj.weight";
+    case DenseTensor::kUp:
+      return prefix + "mlp.up_proj.weight";
+    case DenseTensor::kDown:
+      return prefix + "mlp.down_proj.weight";
+    case DenseTensor::kFinalNorm:
+      return "model.norm.weight";
+    case DenseTensor::kLmHead:
+      return "lm_head.weight";
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<ModelWeights> LoadGgufWeights(const gguf::GgufFile& file,
+                                             const ModelConfig& config) {
+  GgufWeightReader reader(file);
+  std::vector<float> scratch;
+  return AssembleDenseWeights(
+      config, [&](DenseTensor role, int32_t layer, int64_t rows, int64_t cols, float* dst) {
+        const std::string name = GgufName(role, layer);
+        if (role != DenseTensor::kQ && role != DenseTensor::kK) {
+          return reader.Read(name, rows, cols, dst);
+        }
+        // q and k rows are stored permuted for adjacent-pair RoPE; undo it.
+        scratch.resize(rows * cols);
+        MOESERVE_RETURN_IF_ERROR(reader.Read(name, rows, cols, scratch.data()));
+        UnpermuteQkRows(scratch.data(), rows / config.head_dim, config.head_dim, cols, dst);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const ModelConfig& config) {
@@ -293,74 +388,15 @@ absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const Mod
                                         "' with attention biases are not supported yet"));
   }
   MOESERVE_RETURN_IF_ERROR(config.Validate());
-  const int64_t hidden = config.hidden_size;
-  const int64_t inter = config.intermediate_size;
-  const int64_t q_rows = int64_t{config.num_heads} * config.head_dim;
-  const int64_t kv_rows = int64_t{config.num_kv_heads} * config.head_dim;
-  const int64_t vocab = config.vocab_size;
-
-  ModelWeights weights;
-  auto allocate = [&weights](int64_t n) {
-    weights.storage.push_back(std::make_unique<float[]>(n));
-    weights.num_parameters += n;
-    return weights.storage.back().get();
-  };
   HfWeightReader reader(source);
-
-  float* embedding = allocate(vocab * hidden);
-  MOESERVE_RETURN_IF_ERROR(reader.Read("model.embed_tokens.weight", {vocab, hidden}, embedding));
-  weights.embedding = Tensor(embedding, DType::kF32, {vocab, hidden});
-
-  for (int32_t l = 0; l < config.num_layers; ++l) {
-    const std::string prefix = absl::StrCat("model.layers.", l, ".");
-    LayerWeights layer;
-    float* attn_norm = allocate(hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "input_layernorm.weight", {hidden}, attn_norm));
-    layer.attn_norm = Tensor(attn_norm, DType::kF32, {hidden});
-
-    float* qkv = allocate((q_rows + 2 * kv_rows) * hidden);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "self_attn.q_proj.weight", {q_rows, hidden}, qkv));
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "self_attn.k_proj.weight", {kv_rows, hidden}, qkv + q_rows * hidden));
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "self_attn.v_proj.weight", {kv_rows, hidden},
-                                         qkv + (q_rows + kv_rows) * hidden));
-    layer.qkv = Tensor(qkv, DType::kF32, {q_rows + 2 * kv_rows, hidden});
-
-    float* o_proj = allocate(hidden * q_rows);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "self_attn.o_proj.weight", {hidden, q_rows}, o_proj));
-    layer.o_proj = Tensor(o_proj, DType::kF32, {hidden, q_rows});
-
-    float* ffn_norm = allocate(hidden);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "post_attention_layernorm.weight", {hidden}, ffn_norm));
-    layer.ffn_norm = Tensor(ffn_norm, DType::kF32, {hidden});
-
-    float* gate_up = allocate(2 * inter * hidden);
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "mlp.gate_proj.weight", {inter, hidden}, gate_up));
-    MOESERVE_RETURN_IF_ERROR(
-        reader.Read(prefix + "mlp.up_proj.weight", {inter, hidden}, gate_up + inter * hidden));
-    layer.gate_up = Tensor(gate_up, DType::kF32, {2 * inter, hidden});
-
-    float* down = allocate(hidden * inter);
-    MOESERVE_RETURN_IF_ERROR(reader.Read(prefix + "mlp.down_proj.weight", {hidden, inter}, down));
-    layer.down_proj = Tensor(down, DType::kF32, {hidden, inter});
-    weights.layers.push_back(layer);
-  }
-
-  float* final_norm = allocate(hidden);
-  MOESERVE_RETURN_IF_ERROR(reader.Read("model.norm.weight", {hidden}, final_norm));
-  weights.final_norm = Tensor(final_norm, DType::kF32, {hidden});
-
-  if (config.tie_word_embeddings) {
-    weights.lm_head = weights.embedding;
-  } else {
-    float* lm_head = allocate(vocab * hidden);
-    MOESERVE_RETURN_IF_ERROR(reader.Read("lm_head.weight", {vocab, hidden}, lm_head));
-    weights.lm_head = Tensor(lm_head, DType::kF32, {vocab, hidden});
-  }
+  MOESERVE_ASSIGN_OR_RETURN(
+      ModelWeights weights,
+      AssembleDenseWeights(
+          config, [&](DenseTensor role, int32_t layer, int64_t rows, int64_t cols, float* dst) {
+            return reader.Read(
+                HfName(role, layer),
+                rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{rows, cols}, dst);
+          }));
   MOESERVE_RETURN_IF_ERROR(reader.CheckAllUsed(config.tie_word_embeddings));
   return weights;
 }
