@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/byte_level.h"
 #include "tests/testing/gguf_writer.h"
 #include "tests/testing/test_paths.h"
 
@@ -32,20 +33,7 @@ using ::testing::UnorderedElementsAre;
 
 // --- A tiny vocabulary ---------------------------------------------------------------------
 
-// GPT-2's byte-level spelling of one byte.
-std::string ByteLevelChar(uint8_t b) {
-  int next = 256;
-  for (int i = 0; i < 256; ++i) {
-    const bool printable = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
-    const int cp = printable ? i : next++;
-    if (i == b) {
-      std::string out;
-      unicode::AppendUtf8(static_cast<char32_t>(cp), &out);
-      return out;
-    }
-  }
-  return "";
-}
+using ::moeserve::testing::ByteLevelChar;
 
 // Ids 0-2 are <|endoftext|>, <|im_start|>, <|im_end|> (control), 3 <tool> (user-defined),
 // 4-259 the 256 bytes in byte order, then the merged tokens in merge order.

@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/byte_level.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve {
@@ -177,20 +178,7 @@ TEST_F(SmolLm2DirTest, LlamaAndQwenRecipesMatchHuggingFace) {
 
 // --- Hand-written model directories --------------------------------------------------------
 
-// GPT-2's byte-level spelling of one byte.
-std::string ByteLevelChar(int b) {
-  int next = 256;
-  for (int i = 0; i < 256; ++i) {
-    const bool printable = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
-    const int cp = printable ? i : next++;
-    if (i == b) {
-      std::string out;
-      unicode::AppendUtf8(static_cast<char32_t>(cp), &out);
-      return out;
-    }
-  }
-  return "";
-}
+using ::moeserve::testing::ByteLevelChar;
 
 // A tokenizer.json: ids 0-255 the bytes, then "he", "ll", "hell", "hello", "Ġw" in merge
 // order; added tokens <|endoftext|> 261 and <|im_end|> 262 (special), <tool> 263 (not).
