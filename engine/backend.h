@@ -24,6 +24,24 @@ struct BatchSequence {
   const int32_t* block_table = nullptr;  // [ceil(context_len / block_size)] physical blocks
 };
 
+// How Route turns a MoE layer's router logits [n, num_experts] into k (expert, weight)
+// pairs per token (DESIGN.md section 2). Ties in top-k go to the lower expert index.
+enum class RouterMath {
+  // weights = softmax over all experts in f32, the k largest kept, renormalised to sum to
+  // 1 iff `renormalize` (Mixtral, upcycled Llama, Qwen2-MoE, DeepSeek-MoE, OLMoE).
+  kSoftmaxTopK,
+  // LLaMA-MoE with gate_use_softmax: the k largest logits, weights = softmax over those k.
+  kTopKSoftmax,
+  // LLaMA-MoE without gate_use_softmax: the k largest logits are the weights.
+  kTopKLogits,
+};
+
+struct RouterParams {
+  RouterMath math = RouterMath::kSoftmaxTopK;
+  int32_t top_k = 0;
+  bool renormalize = false;  // kSoftmaxTopK only
+};
+
 struct AttentionParams {
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
@@ -73,6 +91,52 @@ class Backend {
 
   // Copies rows `rows` of src [n, dim] to dst [rows.size(), dim].
   virtual void GatherRows(const Tensor& src, absl::Span<const int32_t> rows, Tensor dst) = 0;
+
+  // y[r] += bias for every row r. y: [n, dim]; bias: [dim].
+  virtual void AddBias(Tensor y, const Tensor& bias) = 0;
+
+  // x = tanh(x), elementwise, in place.
+  virtual void Tanh(Tensor x) = 0;
+
+  // x[r] *= sigmoid(gate[r]) for every row r. x: [n, dim]; gate: [n, 1].
+  virtual void ScaleRowsBySigmoid(Tensor x, const Tensor& gate) = 0;
+
+  // --- The MoE layer: Route -> MoePermute -> grouped GEMMs -> MoeUnpermute. ---
+
+  // logits: [n, num_experts] f32; topk_ids: [n, k] i32; topk_weights: [n, k] f32, pair j of
+  // token t in order of decreasing score.
+  virtual void Route(const Tensor& logits, const RouterParams& params, Tensor topk_ids,
+                     Tensor topk_weights) = 0;
+
+  // Groups the n * k (token, choice) pairs by expert, stably (token order within an
+  // expert). x: [n, dim]; topk_ids: [n, k] i32; expert_offsets: [num_experts + 1] i32,
+  // expert e owning rows [offsets[e], offsets[e + 1]) of permuted (their differences are the
+  // per-expert token counts the metrics export); pair_rows: [n * k] i32, the permuted row
+  // of pair (t, j) at t * k + j; permuted: [n * k, dim], row pair_rows[t * k + j] = x[t].
+  virtual void MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expert_offsets,
+                          Tensor pair_rows, Tensor permuted) = 0;
+
+  // For the rows r of each expert e: act[r] = silu(x[r] · gate_eᵀ) * (x[r] · up_eᵀ).
+  // x: [rows, dim]; w_gate_up: [num_experts, 2 * inter, dim], each expert's gate rows then
+  // its up rows; expert_offsets: [num_experts + 1] i32 with offsets[E] == rows;
+  // act: [rows, inter].
+  virtual void GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up,
+                                 const Tensor& expert_offsets, Tensor act) = 0;
+
+  // For the rows r of each expert e: y[r] = x[r] · w_eᵀ. x: [rows, k_dim];
+  // w: [num_experts, n_dim, k_dim]; y: [rows, n_dim].
+  virtual void GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& expert_offsets,
+                             Tensor y) = 0;
+
+  // out[t] = (accumulate ? out[t] : 0) + scale * sum over j = 0..k-1, in order, of
+  // topk_weights[t, j] * y[pair_rows[t * k + j]]. y: [n * k, dim]; out: [n, dim];
+  // topk_weights: [n, k], or an empty Tensor for weights of 1 (LLaMA-MoE without
+  // multiply_gate_scores).
+  virtual void MoeUnpermute(const Tensor& y, const Tensor& pair_rows, const Tensor& topk_weights,
+                            float scale, Tensor out, bool accumulate) = 0;
+
+  // Copies src (on this backend's device) into host memory of src.num_bytes() bytes.
+  virtual void CopyToHost(const Tensor& src, void* dst) = 0;
 };
 
 }  // namespace moeserve

@@ -1,11 +1,13 @@
 #include "engine/cpu_backend.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "common/logging.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/moe.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 
@@ -13,6 +15,19 @@ namespace moeserve {
 namespace {
 
 void CheckF32(const Tensor& t) { CHECK(t.dtype() == DType::kF32 && t.device() == Device::kCpu); }
+void CheckI32(const Tensor& t) { CHECK(t.dtype() == DType::kI32 && t.device() == Device::kCpu); }
+
+cpu::RouterMathKind ToKernel(RouterMath math) {
+  switch (math) {
+    case RouterMath::kSoftmaxTopK:
+      return cpu::RouterMathKind::kSoftmaxTopK;
+    case RouterMath::kTopKSoftmax:
+      return cpu::RouterMathKind::kTopKSoftmax;
+    case RouterMath::kTopKLogits:
+      return cpu::RouterMathKind::kTopKLogits;
+  }
+  CheckFailed(__FILE__, __LINE__, "known RouterMath", "");
+}
 
 }  // namespace
 
@@ -128,6 +143,139 @@ void CpuBackend::GatherRows(const Tensor& src, absl::Span<const int32_t> rows, T
     std::memcpy(dst.data_as<float>() + i * dim, src.data_as<float>() + rows[i] * dim,
                 dim * sizeof(float));
   }
+}
+
+void CpuBackend::AddBias(Tensor y, const Tensor& bias) {
+  CheckF32(y);
+  CheckF32(bias);
+  const int64_t dim = y.row_size();
+  CHECK(bias.num_elements() == dim);
+  const float* b = bias.data_as<float>();
+  for (int64_t r = 0; r < y.num_rows(); ++r) {
+    float* row = y.data_as<float>() + r * dim;
+    for (int64_t i = 0; i < dim; ++i) row[i] += b[i];
+  }
+}
+
+void CpuBackend::Tanh(Tensor x) {
+  CheckF32(x);
+  float* data = x.data_as<float>();
+  for (int64_t i = 0; i < x.num_elements(); ++i) data[i] = std::tanh(data[i]);
+}
+
+void CpuBackend::ScaleRowsBySigmoid(Tensor x, const Tensor& gate) {
+  CheckF32(x);
+  CheckF32(gate);
+  CHECK(gate.num_elements() == x.num_rows());
+  const int64_t dim = x.row_size();
+  for (int64_t r = 0; r < x.num_rows(); ++r) {
+    const float s = 1.0f / (1.0f + std::exp(-gate.data_as<float>()[r]));
+    float* row = x.data_as<float>() + r * dim;
+    for (int64_t i = 0; i < dim; ++i) row[i] *= s;
+  }
+}
+
+void CpuBackend::Route(const Tensor& logits, const RouterParams& params, Tensor topk_ids,
+                       Tensor topk_weights) {
+  CheckF32(logits);
+  CheckI32(topk_ids);
+  CheckF32(topk_weights);
+  const int64_t n = logits.num_rows();
+  CHECK(topk_ids.num_rows() == n && topk_ids.row_size() == params.top_k &&
+        topk_weights.num_elements() == topk_ids.num_elements());
+  const cpu::RouterSpec spec{ToKernel(params.math), static_cast<int32_t>(logits.row_size()),
+                             params.top_k, params.renormalize};
+  cpu::RouteTopK(logits.data_as<float>(), n, spec, topk_ids.data_as<int32_t>(),
+                 topk_weights.data_as<float>());
+}
+
+void CpuBackend::MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expert_offsets,
+                            Tensor pair_rows, Tensor permuted) {
+  CheckF32(x);
+  CheckI32(topk_ids);
+  CheckI32(expert_offsets);
+  CheckI32(pair_rows);
+  CheckF32(permuted);
+  const int64_t pairs = topk_ids.num_elements();
+  const int64_t dim = x.row_size();
+  CHECK(topk_ids.num_rows() == x.num_rows() && pair_rows.num_elements() == pairs &&
+        permuted.num_rows() == pairs && permuted.row_size() == dim);
+  const int32_t k = static_cast<int32_t>(topk_ids.row_size());
+  row_pairs_.resize(pairs);
+  cpu::GroupByExpert(topk_ids.data_as<int32_t>(), pairs,
+                     static_cast<int32_t>(expert_offsets.num_elements() - 1),
+                     expert_offsets.data_as<int32_t>(), pair_rows.data_as<int32_t>(),
+                     row_pairs_.data());
+  for (int64_t row = 0; row < pairs; ++row) {
+    std::memcpy(permuted.data_as<float>() + row * dim,
+                x.data_as<float>() + int64_t{row_pairs_[row] / k} * dim, dim * sizeof(float));
+  }
+}
+
+void CpuBackend::GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up,
+                                   const Tensor& expert_offsets, Tensor act) {
+  CheckF32(x);
+  CheckF32(w_gate_up);
+  CheckI32(expert_offsets);
+  CheckF32(act);
+  CHECK(w_gate_up.ndim() == 3);
+  const int32_t experts = static_cast<int32_t>(w_gate_up.dim(0));
+  const int64_t inter = w_gate_up.dim(1) / 2, dim = w_gate_up.dim(2);
+  const int32_t* offsets = expert_offsets.data_as<int32_t>();
+  CHECK(expert_offsets.num_elements() == experts + 1 && x.row_size() == dim &&
+        act.row_size() == inter && offsets[experts] == x.num_rows() &&
+        act.num_rows() == x.num_rows());
+  const size_t needed = static_cast<size_t>(x.num_rows() * 2 * inter);
+  if (gate_up_scratch_.size() < needed) gate_up_scratch_.resize(needed);
+  cpu::GroupedGateUpSilu(x.data_as<float>(), w_gate_up.data_as<float>(), offsets, experts, dim,
+                         inter, gate_up_scratch_.data(), act.data_as<float>(), pool_.get());
+}
+
+void CpuBackend::GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& expert_offsets,
+                               Tensor y) {
+  CheckF32(x);
+  CheckF32(w);
+  CheckI32(expert_offsets);
+  CheckF32(y);
+  CHECK(w.ndim() == 3);
+  const int32_t experts = static_cast<int32_t>(w.dim(0));
+  const int64_t n_dim = w.dim(1), k_dim = w.dim(2);
+  const int32_t* offsets = expert_offsets.data_as<int32_t>();
+  CHECK(expert_offsets.num_elements() == experts + 1 && x.row_size() == k_dim &&
+        y.row_size() == n_dim && offsets[experts] == x.num_rows() &&
+        y.num_rows() == x.num_rows());
+  cpu::GroupedLinear(x.data_as<float>(), w.data_as<float>(), offsets, experts, k_dim, n_dim,
+                     y.data_as<float>(), pool_.get());
+}
+
+void CpuBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows,
+                              const Tensor& topk_weights, float scale, Tensor out,
+                              bool accumulate) {
+  CheckF32(y);
+  CheckI32(pair_rows);
+  CheckF32(out);
+  const int64_t n = out.num_rows(), dim = out.row_size();
+  CHECK(n > 0 && pair_rows.num_elements() % n == 0);
+  const int32_t k = static_cast<int32_t>(pair_rows.num_elements() / n);
+  const bool weighted = topk_weights.data() != nullptr;
+  if (weighted) {
+    CheckF32(topk_weights);
+    CHECK(topk_weights.num_rows() == n && topk_weights.row_size() == k);
+  }
+  CHECK(y.num_rows() == n * k && y.row_size() == dim);
+  for (int64_t p = 0; p < n * k; ++p) {
+    CHECK(pair_rows.data_as<int32_t>()[p] >= 0 && pair_rows.data_as<int32_t>()[p] < n * k);
+  }
+  pool_->ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
+    cpu::MoeUnpermute(y.data_as<float>(), pair_rows.data_as<int32_t>() + begin * k,
+                      weighted ? topk_weights.data_as<float>() + begin * k : nullptr,
+                      end - begin, k, dim, scale, accumulate, out.data_as<float>() + begin * dim);
+  });
+}
+
+void CpuBackend::CopyToHost(const Tensor& src, void* dst) {
+  CHECK(src.device() == Device::kCpu);
+  std::memcpy(dst, src.data(), src.num_bytes());
 }
 
 }  // namespace moeserve

@@ -5,6 +5,7 @@
 #define MOESERVE_ENGINE_CPU_BACKEND_H_
 
 #include <memory>
+#include <vector>
 
 #include "common/thread_pool.h"
 #include "engine/backend.h"
@@ -32,11 +33,27 @@ class CpuBackend : public Backend {
   void SiluAndMul(const Tensor& gate_up, Tensor out) override;
   void SplitColumns(const Tensor& src, absl::Span<Tensor> parts) override;
   void GatherRows(const Tensor& src, absl::Span<const int32_t> rows, Tensor dst) override;
+  void AddBias(Tensor y, const Tensor& bias) override;
+  void Tanh(Tensor x) override;
+  void ScaleRowsBySigmoid(Tensor x, const Tensor& gate) override;
+  void Route(const Tensor& logits, const RouterParams& params, Tensor topk_ids,
+             Tensor topk_weights) override;
+  void MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expert_offsets,
+                  Tensor pair_rows, Tensor permuted) override;
+  void GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up, const Tensor& expert_offsets,
+                         Tensor act) override;
+  void GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& expert_offsets,
+                     Tensor y) override;
+  void MoeUnpermute(const Tensor& y, const Tensor& pair_rows, const Tensor& topk_weights,
+                    float scale, Tensor out, bool accumulate) override;
+  void CopyToHost(const Tensor& src, void* dst) override;
 
   int num_threads() const { return pool_->num_threads(); }
 
  private:
   std::unique_ptr<ThreadPool> pool_;
+  std::vector<float> gate_up_scratch_;  // [rows, 2 * inter] of the largest GroupedGateUpSilu
+  std::vector<int32_t> row_pairs_;      // [n * k] MoePermute's inverse permutation
 };
 
 }  // namespace moeserve

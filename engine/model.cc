@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -7,6 +8,34 @@
 #include "kernels/cpu/rope.h"
 
 namespace moeserve {
+namespace {
+
+// The widest MLP any layer runs on all tokens: the dense MLP, or the shared experts.
+int64_t WidestDenseMlp(const ModelConfig& c) {
+  return std::max<int64_t>(c.intermediate_size, c.moe.shared_expert_intermediate_size);
+}
+
+int64_t WidestExpert(const ModelConfig& c) {
+  int64_t widest = 0;
+  for (const std::vector<int32_t>& sizes : c.moe.expert_intermediate_sizes) {
+    for (int32_t size : sizes) widest = std::max<int64_t>(widest, size);
+  }
+  return widest;
+}
+
+RouterParams RouterParamsOf(const MoeConfig& m) {
+  RouterParams params;
+  params.top_k = m.top_k;
+  params.renormalize = m.norm_topk_prob;
+  if (m.router == RouterKind::kSoftmaxTopK) {
+    params.math = RouterMath::kSoftmaxTopK;
+  } else {
+    params.math = m.gate_use_softmax ? RouterMath::kTopKSoftmax : RouterMath::kTopKLogits;
+  }
+  return params;
+}
+
+}  // namespace
 
 Model::Model(const ModelConfig& config, ModelWeights weights, Backend* backend,
              int32_t max_num_tokens, int32_t max_num_sequences)
@@ -29,15 +58,96 @@ Model::Model(const ModelConfig& config, ModelWeights weights, Backend* backend,
   v_.resize(n * kv_width);
   attn_.resize(n * q_width);
   proj_.resize(n * hidden);
-  gate_up_.resize(n * 2 * config.intermediate_size);
-  act_.resize(n * config.intermediate_size);
+  gate_up_.resize(n * 2 * WidestDenseMlp(config));
+  act_.resize(n * WidestDenseMlp(config));
   last_.resize(int64_t{max_num_sequences} * hidden);
   last_rows_.reserve(max_num_sequences);
+  const MoeConfig& m = config.moe;
+  if (m.num_experts > 0) {
+    const int64_t pairs = n * m.top_k;
+    router_hidden_.resize(n * m.num_experts);
+    router_logits_.resize(n * m.num_experts);
+    topk_ids_.resize(pairs);
+    topk_weights_.resize(pairs);
+    offsets_.resize(m.num_experts + 1);
+    offsets_host_.resize(m.num_experts + 1);
+    pair_rows_.resize(pairs);
+    permuted_.resize(pairs * hidden);
+    expert_act_.resize(pairs * WidestExpert(config));
+    expert_out_.resize(pairs * hidden);
+    shared_gate_.resize(n);
+    expert_counts_.assign(int64_t{config.num_layers} * m.num_experts, 0);
+  }
 }
 
 Tensor Model::View(std::vector<float>& buffer, int64_t rows, int64_t cols) {
   CHECK(rows * cols <= static_cast<int64_t>(buffer.size()));
   return Tensor(buffer.data(), DType::kF32, {rows, cols});
+}
+
+void Model::DenseMlp(const Tensor& x, const Tensor& gate_up, const Tensor& down, Tensor out) {
+  const int64_t n = x.num_rows();
+  const int64_t inter = down.row_size();
+  Tensor gate_up_out = View(gate_up_, n, 2 * inter);
+  Tensor act = View(act_, n, inter);
+  backend_->Linear(x, gate_up, gate_up_out);
+  backend_->SiluAndMul(gate_up_out, act);
+  backend_->Linear(act, down, out);
+}
+
+void Model::MoeMlp(int32_t layer, const Tensor& normed, Tensor out) {
+  const MoeConfig& m = config_.moe;
+  const MoeLayerWeights& w = weights_.layers[layer].moe;
+  const int64_t n = normed.num_rows();
+  const int64_t hidden = config_.hidden_size;
+  const int64_t experts = m.num_experts;
+  const int64_t pairs = n * m.top_k;
+  const int64_t inter = w.experts_down.row_size();
+
+  // Route: router logits, then k (expert, weight) pairs per token.
+  Tensor logits = View(router_logits_, n, experts);
+  if (w.router_out.data() != nullptr) {
+    // LLaMA-MoE's gate network: W2 · tanh(W1 · x).
+    Tensor hidden_e = View(router_hidden_, n, experts);
+    backend_->Linear(normed, w.router, hidden_e);
+    backend_->Tanh(hidden_e);
+    backend_->Linear(hidden_e, w.router_out, logits);
+  } else {
+    backend_->Linear(normed, w.router, logits);
+  }
+  Tensor ids(topk_ids_.data(), DType::kI32, {n, m.top_k});
+  Tensor weights(topk_weights_.data(), DType::kF32, {n, m.top_k});
+  backend_->Route(logits, RouterParamsOf(m), ids, weights);
+
+  // Permute, the experts' grouped GEMMs, and back.
+  Tensor offsets(offsets_.data(), DType::kI32, {experts + 1});
+  Tensor pair_rows(pair_rows_.data(), DType::kI32, {pairs});
+  Tensor permuted = View(permuted_, pairs, hidden);
+  backend_->MoePermute(normed, ids, offsets, pair_rows, permuted);
+  Tensor act = View(expert_act_, pairs, inter);
+  Tensor expert_out = View(expert_out_, pairs, hidden);
+  backend_->GroupedGateUpSilu(permuted, w.experts_gate_up, offsets, act);
+  backend_->GroupedLinear(act, w.experts_down, offsets, expert_out);
+
+  // Shared experts first (gated for Qwen2-MoE), then the weighted routed outputs on top.
+  const bool shared = w.shared_down.data() != nullptr;
+  if (shared) {
+    DenseMlp(normed, w.shared_gate_up, w.shared_down, out);
+    if (w.shared_gate.data() != nullptr) {
+      Tensor gate = View(shared_gate_, n, 1);
+      backend_->Linear(normed, w.shared_gate, gate);
+      backend_->ScaleRowsBySigmoid(out, gate);
+    }
+  }
+  // LLaMA-MoE without multiply_gate_scores sums the expert outputs unweighted, unscaled.
+  const bool weighted = m.multiply_gate_scores;
+  backend_->MoeUnpermute(expert_out, pair_rows, weighted ? weights : Tensor(),
+                         weighted ? config_.ScoreScaleFactor(layer) : 1.0f, out, shared);
+
+  // The per-expert counts for metrics: one small copy per layer per step.
+  int32_t* counts = expert_counts_.data() + int64_t{layer} * experts;
+  backend_->CopyToHost(offsets, offsets_host_.data());
+  for (int64_t e = 0; e < experts; ++e) counts[e] = offsets_host_[e + 1] - offsets_host_[e];
 }
 
 void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits) {
@@ -65,8 +175,6 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
   Tensor attn = View(attn_, n, q_width);
   Tensor attn_heads(attn_.data(), DType::kF32, {n, c.num_heads, c.head_dim});
   Tensor proj = View(proj_, n, hidden);
-  Tensor gate_up = View(gate_up_, n, 2 * int64_t{c.intermediate_size});
-  Tensor act = View(act_, n, c.intermediate_size);
 
   backend_->Embedding(weights_.embedding, batch.token_ids, residual);
   backend_->RmsNorm(residual, weights_.layers[0].attn_norm, c.rms_norm_eps, normed);
@@ -74,19 +182,28 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
     const LayerWeights& w = weights_.layers[l];
     // Attention block: normed holds RmsNorm(residual) with this layer's attn_norm.
     backend_->Linear(normed, w.qkv, qkv);
+    if (w.qkv_bias.data() != nullptr) backend_->AddBias(qkv, w.qkv_bias);
     Tensor parts[] = {q, k, v};
     backend_->SplitColumns(qkv, parts);
+    if (w.q_norm.data() != nullptr) {
+      // OLMoE: RMSNorm over the whole q and k projections, in place.
+      backend_->RmsNorm(q, w.q_norm, c.rms_norm_eps, q);
+      backend_->RmsNorm(k, w.k_norm, c.rms_norm_eps, k);
+    }
     backend_->Rope(q_heads, k_heads, batch.positions, inv_freq_, RopeLayout::kHalf);
     backend_->WriteKv(k, v, batch.slots, kv_cache->k(l), kv_cache->v(l));
     backend_->PagedAttention(q_heads, kv_cache->k(l), kv_cache->v(l), batch.sequences, attention,
                              attn_heads);
     backend_->Linear(attn, w.o_proj, proj);
+    if (w.o_bias.data() != nullptr) backend_->AddBias(proj, w.o_bias);
     backend_->AddRmsNorm(proj, residual, w.ffn_norm, c.rms_norm_eps, normed);
 
-    // MLP block: SwiGLU.
-    backend_->Linear(normed, w.gate_up, gate_up);
-    backend_->SiluAndMul(gate_up, act);
-    backend_->Linear(act, w.down_proj, proj);
+    // MLP block: SwiGLU, or the MoE layer.
+    if (c.IsMoeLayer(l)) {
+      MoeMlp(l, normed, proj);
+    } else {
+      DenseMlp(normed, w.gate_up, w.down_proj, proj);
+    }
     const Tensor& next_norm =
         l + 1 < c.num_layers ? weights_.layers[l + 1].attn_norm : weights_.final_norm;
     backend_->AddRmsNorm(proj, residual, next_norm, c.rms_norm_eps, normed);

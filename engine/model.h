@@ -1,5 +1,6 @@
-// A dense Llama-architecture decoder (Llama 2/3, SmolLM2) written once over the Backend
-// interface. Forward() runs one engine step: any mix of prefill chunks and decode tokens
+// A Llama-architecture decoder of any family in ModelConfig (dense Llama 2/3 and SmolLM2;
+// Mixtral and upcycled Llamas, LLaMA-MoE, Qwen2-MoE, DeepSeek-MoE, OLMoE) written once
+// over the Backend interface. Forward() runs one engine step: any mix of prefill chunks and decode tokens
 // from several sequences, reading and writing their KV through block tables, and returns
 // the logits of each sequence's last token. Workspaces are allocated once, for the
 // largest step the engine will run.
@@ -49,7 +50,17 @@ class Model {
   // construction, token ids < vocab, and every slot and block table entry < kv num_blocks.
   void Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits);
 
+  // Tokens routed to each expert of each layer by the last Forward, counted once per
+  // selected expert: [num_layers * num_experts], row-major; zeros on dense layers. Empty
+  // for dense models.
+  const std::vector<int32_t>& expert_counts() const { return expert_counts_; }
+
  private:
+  // The MLP of a MoE layer: reads normed [n, hidden], writes out [n, hidden].
+  void MoeMlp(int32_t layer, const Tensor& normed, Tensor out);
+  // A SwiGLU MLP: out = down · (silu(gate · x) * (up · x)).
+  void DenseMlp(const Tensor& x, const Tensor& gate_up, const Tensor& down, Tensor out);
+
   // A [rows, cols] f32 view of the first rows of a workspace buffer.
   static Tensor View(std::vector<float>& buffer, int64_t rows, int64_t cols);
 
@@ -73,6 +84,19 @@ class Model {
   std::vector<float> act_;       // [tokens, intermediate]
   std::vector<float> last_;      // [sequences, hidden]
   std::vector<int32_t> last_rows_;
+  // MoE workspaces (empty for dense models); k = top_k, inter = the widest expert.
+  std::vector<float> router_hidden_;   // [tokens, experts] LLaMA-MoE's tanh layer
+  std::vector<float> router_logits_;   // [tokens, experts]
+  std::vector<int32_t> topk_ids_;      // [tokens, k]
+  std::vector<float> topk_weights_;    // [tokens, k]
+  std::vector<int32_t> offsets_;       // [experts + 1]
+  std::vector<int32_t> offsets_host_;  // [experts + 1] the counts' copy on the host
+  std::vector<int32_t> pair_rows_;     // [tokens * k]
+  std::vector<float> permuted_;        // [tokens * k, hidden]
+  std::vector<float> expert_act_;      // [tokens * k, inter]
+  std::vector<float> expert_out_;      // [tokens * k, hidden]
+  std::vector<float> shared_gate_;     // [tokens, 1]
+  std::vector<int32_t> expert_counts_;  // [layers * experts]
 };
 
 }  // namespace moeserve

@@ -231,11 +231,22 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const gguf::GgufFile& file) {
     }
   }
   if (file.Find(arch + "expert_count") != nullptr) {
+    // Mixtral-style MoE (llama.cpp writes Mixtral and upcycled Llamas as architecture
+    // llama): softmax over all experts, top expert_used_count, renormalised.
     MOESERVE_ASSIGN_OR_RETURN(int64_t experts, file.GetInt(arch + "expert_count"));
     if (experts > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file.path(), ": Mixture-of-Experts GGUF files (", arch, "expert_count = ", experts,
-          ") are not supported yet; dense llama models are"));
+      MoeConfig& m = config.moe;
+      MOESERVE_ASSIGN_OR_RETURN(m.num_experts, PositiveInt(file, arch + "expert_count"));
+      MOESERVE_ASSIGN_OR_RETURN(m.top_k, PositiveInt(file, arch + "expert_used_count"));
+      m.router = RouterKind::kSoftmaxTopK;
+      m.norm_topk_prob = true;
+      int32_t expert_size = config.intermediate_size;
+      if (file.Find(arch + "expert_feed_forward_length") != nullptr) {
+        MOESERVE_ASSIGN_OR_RETURN(expert_size,
+                                  PositiveInt(file, arch + "expert_feed_forward_length"));
+      }
+      m.expert_intermediate_sizes.assign(config.num_layers,
+                                         std::vector<int32_t>(m.num_experts, expert_size));
     }
   }
 

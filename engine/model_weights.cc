@@ -32,13 +32,27 @@ class GgufWeightReader {
   // Dequantizes tensor `name`, whose GGUF shape must be {cols, rows} (or {cols} when rows
   // is 0), into dst [rows, cols].
   absl::Status Read(const std::string& name, int64_t rows, int64_t cols, float* dst) {
+    return ReadRows(name, rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows},
+                    0, rows == 0 ? 1 : rows, cols, dst);
+  }
+
+  // Expert `expert` of stacked tensor `name`, GGUF shape {cols, rows, num_experts}, into
+  // dst [rows, cols].
+  absl::Status ReadSlice(const std::string& name, int64_t num_experts, int64_t expert,
+                         int64_t rows, int64_t cols, float* dst) {
+    return ReadRows(name, {cols, rows, num_experts}, expert * rows, rows, cols, dst);
+  }
+
+ private:
+  // Rows [first, first + count) of tensor `name`, which must have GGUF shape `expected`
+  // with rows of `cols` elements.
+  absl::Status ReadRows(const std::string& name, const std::vector<int64_t>& expected,
+                        int64_t first, int64_t count, int64_t cols, float* dst) {
     const gguf::TensorInfo* info = file_.FindTensor(name);
     if (info == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(file_.path(), ": missing tensor '", name, "'"));
     }
-    const std::vector<int64_t> expected =
-        rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
     if (info->shape != expected) {
       return absl::InvalidArgumentError(absl::StrCat(file_.path(), ": tensor '", name,
                                                      "' has shape ", ShapeString(info->shape),
@@ -50,11 +64,10 @@ class GgufWeightReader {
                        ", which moeserve cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, ",
                        "Q4_1, Q4_K, Q6_K)"));
     }
-    const int64_t num_rows = rows == 0 ? 1 : rows;
     const int64_t row_bytes = DTypeRowBytes(*info->dtype, cols);
-    for (int64_t r = 0; r < num_rows; ++r) {
-      absl::Status status =
-          DequantizeRow(*info->dtype, info->data + r * row_bytes, dst + r * cols, cols);
+    for (int64_t r = 0; r < count; ++r) {
+      absl::Status status = DequantizeRow(*info->dtype, info->data + (first + r) * row_bytes,
+                                          dst + r * cols, cols);
       if (!status.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(file_.path(), ": tensor '", name, "': ", status.message()));
@@ -63,7 +76,6 @@ class GgufWeightReader {
     return absl::OkStatus();
   }
 
- private:
   const gguf::GgufFile& file_;
 };
 
@@ -122,21 +134,20 @@ class HfWeightReader {
 
   // InvalidArgument naming the first tensors the model did not read: loading a checkpoint
   // whose extra tensors (biases, experts) would change the math is a silent wrong answer.
-  absl::Status CheckAllUsed(bool tied) const {
+  absl::Status CheckAllUsed(const ModelConfig& config,
+                            const std::function<bool(const std::string&)>& ignored) const {
     std::vector<std::string> unused;
     for (const TensorView& view : source_.tensors()) {
-      if (used_.count(view.name) > 0) continue;
-      // Buffers older transformers saved; recomputed from rope_theta.
-      if (view.name.ends_with("rotary_emb.inv_freq")) continue;
-      if (tied && view.name == "lm_head.weight") continue;
+      if (used_.count(view.name) > 0 || ignored(view.name)) continue;
       unused.push_back(Cat(view.file, ": '", view.name, "'"));
     }
     if (unused.empty()) return absl::OkStatus();
     const size_t shown = std::min<size_t>(unused.size(), 5);
     return absl::InvalidArgumentError(
-        Cat("checkpoint has ", unused.size(),
-            " tensor(s) a dense llama model does not use (a bias or experts its config does "
-            "not announce?): ",
+        Cat("checkpoint has ", unused.size(), " tensor(s) a ", ModelFamilyName(config.family),
+            config.moe.num_experts > 0 ? " MoE" : " dense",
+            " model of this config does not use (a bias or experts its config does not "
+            "announce?): ",
             absl::StrJoin(unused.begin(), unused.begin() + shown, ", "),
             unused.size() > shown ? ", ..." : ""));
   }
@@ -207,197 +218,388 @@ void UnpermuteQkRows(const float* src, int64_t num_heads, int64_t head_dim, int6
 
 namespace {
 
-// The tensors of a dense Llama checkpoint by role; each format names them its own way.
-enum class DenseTensor {
+// The tensors of a checkpoint by role; each format and family names them its own way.
+enum class Role {
   kEmbedding,
   kAttnNorm,
   kQ,
   kK,
   kV,
+  kQBias,
+  kKBias,
+  kVBias,
   kO,
+  kOBias,
+  kQNorm,
+  kKNorm,
   kFfnNorm,
-  kGate,
+  kGate,  // dense MLP
   kUp,
   kDown,
+  kRouter,
+  kRouterOut,
+  kExpertGate,
+  kExpertUp,
+  kExpertDown,
+  kSharedGate,  // the shared experts' MLP
+  kSharedUp,
+  kSharedDown,
+  kSharedExpertGate,  // Qwen2-MoE's sigmoid gate on the shared expert
   kFinalNorm,
   kLmHead
 };
 
-// Reads tensor `role` of layer `layer` (ignored for model-wide tensors) as f32 into dst,
-// [rows, cols] row-major, or a vector of `cols` when rows is 0.
-using ReadTensorFn = std::function<absl::Status(DenseTensor role, int32_t layer, int64_t rows,
-                                                int64_t cols, float* dst)>;
+struct TensorRef {
+  Role role;
+  int32_t layer = -1;   // -1 for model-wide tensors
+  int32_t expert = -1;  // routed expert, for kExpert*
+};
 
-// Allocates and fills the engine's layout (q|k|v and gate|up fused) from any format.
-absl::StatusOr<ModelWeights> AssembleDenseWeights(const ModelConfig& config,
-                                                  const ReadTensorFn& read) {
-  const int64_t hidden = config.hidden_size;
-  const int64_t inter = config.intermediate_size;
-  const int64_t q_rows = int64_t{config.num_heads} * config.head_dim;
-  const int64_t kv_rows = int64_t{config.num_kv_heads} * config.head_dim;
-  const int64_t vocab = config.vocab_size;
+// Reads tensor `ref` as f32 into dst, [rows, cols] row-major, or a vector of `cols` when
+// rows is 0.
+using ReadTensorFn =
+    std::function<absl::Status(const TensorRef& ref, int64_t rows, int64_t cols, float* dst)>;
 
-  ModelWeights weights;
-  // A fresh f32 tensor of `shape`, owned by `weights`, filled by read(role, layer).
-  auto load = [&](DenseTensor role, int32_t layer,
-                  std::initializer_list<int64_t> shape) -> absl::StatusOr<Tensor> {
-    const std::vector<int64_t> dims(shape);
-    const int64_t n = dims.size() == 1 ? dims[0] : dims[0] * dims[1];
-    weights.storage.push_back(std::make_unique<float[]>(n));
-    weights.num_parameters += n;
-    float* data = weights.storage.back().get();
-    MOESERVE_RETURN_IF_ERROR(read(role, layer, dims.size() == 1 ? 0 : dims[0], dims.back(), data));
-    return Tensor(data, DType::kF32, shape);
-  };
+// Allocates and fills the engine's layout (q|k|v and gate|up fused, experts stacked) from
+// any format.
+class WeightAssembler {
+ public:
+  WeightAssembler(const ModelConfig& config, const ReadTensorFn& read)
+      : c_(config), read_(read) {}
+
+  absl::StatusOr<ModelWeights> Assemble() {
+    const int64_t hidden = c_.hidden_size;
+    const int64_t vocab = c_.vocab_size;
+    MOESERVE_ASSIGN_OR_RETURN(w_.embedding, Load({Role::kEmbedding}, vocab, hidden));
+    for (int32_t l = 0; l < c_.num_layers; ++l) {
+      LayerWeights layer;
+      MOESERVE_RETURN_IF_ERROR(AssembleAttention(l, &layer));
+      MOESERVE_ASSIGN_OR_RETURN(layer.ffn_norm, Load({Role::kFfnNorm, l}, 0, hidden));
+      if (c_.IsMoeLayer(l)) {
+        MOESERVE_RETURN_IF_ERROR(AssembleMoe(l, &layer.moe));
+      } else {
+        MOESERVE_ASSIGN_OR_RETURN(
+            layer.gate_up, Fuse({{{Role::kGate, l}, c_.intermediate_size},
+                                 {{Role::kUp, l}, c_.intermediate_size}},
+                                hidden));
+        MOESERVE_ASSIGN_OR_RETURN(layer.down_proj,
+                                  Load({Role::kDown, l}, hidden, c_.intermediate_size));
+      }
+      w_.layers.push_back(layer);
+    }
+    MOESERVE_ASSIGN_OR_RETURN(w_.final_norm, Load({Role::kFinalNorm}, 0, hidden));
+    if (c_.tie_word_embeddings) {
+      w_.lm_head = w_.embedding;
+    } else {
+      MOESERVE_ASSIGN_OR_RETURN(w_.lm_head, Load({Role::kLmHead}, vocab, hidden));
+    }
+    return std::move(w_);
+  }
+
+ private:
+  absl::Status AssembleAttention(int32_t l, LayerWeights* layer) {
+    const int64_t hidden = c_.hidden_size;
+    const int64_t q_rows = int64_t{c_.num_heads} * c_.head_dim;
+    const int64_t kv_rows = int64_t{c_.num_kv_heads} * c_.head_dim;
+    MOESERVE_ASSIGN_OR_RETURN(layer->attn_norm, Load({Role::kAttnNorm, l}, 0, hidden));
+    MOESERVE_ASSIGN_OR_RETURN(
+        layer->qkv,
+        Fuse({{{Role::kQ, l}, q_rows}, {{Role::kK, l}, kv_rows}, {{Role::kV, l}, kv_rows}},
+             hidden));
+    if (c_.attention_bias) {
+      // Three vectors read back to back make the fused [q + 2 kv] bias.
+      MOESERVE_ASSIGN_OR_RETURN(Tensor bias, Allocate({q_rows + 2 * kv_rows}));
+      float* at = bias.data_as<float>();
+      MOESERVE_RETURN_IF_ERROR(read_({Role::kQBias, l}, 0, q_rows, at));
+      MOESERVE_RETURN_IF_ERROR(read_({Role::kKBias, l}, 0, kv_rows, at + q_rows));
+      MOESERVE_RETURN_IF_ERROR(read_({Role::kVBias, l}, 0, kv_rows, at + q_rows + kv_rows));
+      layer->qkv_bias = bias;
+    }
+    if (c_.qk_norm) {
+      MOESERVE_ASSIGN_OR_RETURN(layer->q_norm, Load({Role::kQNorm, l}, 0, q_rows));
+      MOESERVE_ASSIGN_OR_RETURN(layer->k_norm, Load({Role::kKNorm, l}, 0, kv_rows));
+    }
+    MOESERVE_ASSIGN_OR_RETURN(layer->o_proj, Load({Role::kO, l}, hidden, q_rows));
+    if (c_.attention_out_bias) {
+      MOESERVE_ASSIGN_OR_RETURN(layer->o_bias, Load({Role::kOBias, l}, 0, hidden));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AssembleMoe(int32_t l, MoeLayerWeights* moe) {
+    const MoeConfig& m = c_.moe;
+    const int64_t hidden = c_.hidden_size;
+    const int64_t experts = m.num_experts;
+    const std::vector<int32_t>& sizes = m.expert_intermediate_sizes[l];
+    const int64_t inter = *std::max_element(sizes.begin(), sizes.end());
+    MOESERVE_ASSIGN_OR_RETURN(moe->router, Load({Role::kRouter, l}, experts, hidden));
+    if (m.router == RouterKind::kLlamaMoeMlpTanh) {
+      MOESERVE_ASSIGN_OR_RETURN(moe->router_out, Load({Role::kRouterOut, l}, experts, experts));
+    }
+    // Zero-filled, so padding rows and columns of narrower experts stay zero.
+    MOESERVE_ASSIGN_OR_RETURN(moe->experts_gate_up, Allocate({experts, 2 * inter, hidden}));
+    MOESERVE_ASSIGN_OR_RETURN(moe->experts_down, Allocate({experts, hidden, inter}));
+    std::vector<float> down;
+    for (int32_t e = 0; e < experts; ++e) {
+      const int64_t size = sizes[e];
+      float* gate_up = moe->experts_gate_up.data_as<float>() + e * 2 * inter * hidden;
+      MOESERVE_RETURN_IF_ERROR(read_({Role::kExpertGate, l, e}, size, hidden, gate_up));
+      MOESERVE_RETURN_IF_ERROR(
+          read_({Role::kExpertUp, l, e}, size, hidden, gate_up + inter * hidden));
+      down.resize(hidden * size);
+      MOESERVE_RETURN_IF_ERROR(read_({Role::kExpertDown, l, e}, hidden, size, down.data()));
+      float* to = moe->experts_down.data_as<float>() + e * hidden * inter;
+      for (int64_t r = 0; r < hidden; ++r) {
+        std::memcpy(to + r * inter, down.data() + r * size, size * sizeof(float));
+      }
+    }
+    if (m.num_shared_experts > 0) {
+      const int64_t shared = m.shared_expert_intermediate_size;
+      MOESERVE_ASSIGN_OR_RETURN(
+          moe->shared_gate_up,
+          Fuse({{{Role::kSharedGate, l}, shared}, {{Role::kSharedUp, l}, shared}}, hidden));
+      MOESERVE_ASSIGN_OR_RETURN(moe->shared_down, Load({Role::kSharedDown, l}, hidden, shared));
+      if (m.shared_expert_gate) {
+        MOESERVE_ASSIGN_OR_RETURN(moe->shared_gate, Load({Role::kSharedExpertGate, l}, 1, hidden));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // A fresh zeroed f32 tensor of `shape`, owned by the weights.
+  absl::StatusOr<Tensor> Allocate(std::initializer_list<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    w_.storage.push_back(std::make_unique<float[]>(n));  // value-initialised: zeros
+    w_.num_parameters += n;
+    return Tensor(w_.storage.back().get(), DType::kF32, shape);
+  }
+
+  // Tensor `ref` as [rows, cols], or [cols] when rows is 0.
+  absl::StatusOr<Tensor> Load(const TensorRef& ref, int64_t rows, int64_t cols) {
+    absl::StatusOr<Tensor> t = rows == 0 ? Allocate({cols}) : Allocate({rows, cols});
+    if (!t.ok()) return t;
+    MOESERVE_RETURN_IF_ERROR(read_(ref, rows, cols, t->data_as<float>()));
+    return t;
+  }
+
   // Several tensors stacked by rows into one: [sum of rows, cols].
-  auto fuse = [&](std::initializer_list<std::pair<DenseTensor, int64_t>> parts, int32_t layer,
-                  int64_t cols) -> absl::StatusOr<Tensor> {
+  absl::StatusOr<Tensor> Fuse(std::initializer_list<std::pair<TensorRef, int64_t>> parts,
+                              int64_t cols) {
     int64_t rows = 0;
     for (const auto& part : parts) rows += part.second;
-    weights.storage.push_back(std::make_unique<float[]>(rows * cols));
-    weights.num_parameters += rows * cols;
-    float* data = weights.storage.back().get();
-    float* at = data;
-    for (const auto& [role, part_rows] : parts) {
-      MOESERVE_RETURN_IF_ERROR(read(role, layer, part_rows, cols, at));
+    MOESERVE_ASSIGN_OR_RETURN(Tensor fused, Allocate({rows, cols}));
+    float* at = fused.data_as<float>();
+    for (const auto& [ref, part_rows] : parts) {
+      MOESERVE_RETURN_IF_ERROR(read_(ref, part_rows, cols, at));
       at += part_rows * cols;
     }
-    return Tensor(data, DType::kF32, {rows, cols});
-  };
-
-  MOESERVE_ASSIGN_OR_RETURN(weights.embedding, load(DenseTensor::kEmbedding, -1, {vocab, hidden}));
-  for (int32_t l = 0; l < config.num_layers; ++l) {
-    LayerWeights layer;
-    MOESERVE_ASSIGN_OR_RETURN(layer.attn_norm, load(DenseTensor::kAttnNorm, l, {hidden}));
-    MOESERVE_ASSIGN_OR_RETURN(
-        layer.qkv,
-        fuse({{DenseTensor::kQ, q_rows}, {DenseTensor::kK, kv_rows}, {DenseTensor::kV, kv_rows}}, l,
-             hidden));
-    MOESERVE_ASSIGN_OR_RETURN(layer.o_proj, load(DenseTensor::kO, l, {hidden, q_rows}));
-    MOESERVE_ASSIGN_OR_RETURN(layer.ffn_norm, load(DenseTensor::kFfnNorm, l, {hidden}));
-    MOESERVE_ASSIGN_OR_RETURN(
-        layer.gate_up, fuse({{DenseTensor::kGate, inter}, {DenseTensor::kUp, inter}}, l, hidden));
-    MOESERVE_ASSIGN_OR_RETURN(layer.down_proj, load(DenseTensor::kDown, l, {hidden, inter}));
-    weights.layers.push_back(layer);
+    return fused;
   }
-  MOESERVE_ASSIGN_OR_RETURN(weights.final_norm, load(DenseTensor::kFinalNorm, -1, {hidden}));
-  if (config.tie_word_embeddings) {
-    weights.lm_head = weights.embedding;
-  } else {
-    MOESERVE_ASSIGN_OR_RETURN(weights.lm_head, load(DenseTensor::kLmHead, -1, {vocab, hidden}));
-  }
-  return weights;
-}
 
-std::string GgufName(DenseTensor role, int32_t layer) {
+  const ModelConfig& c_;
+  const ReadTensorFn& read_;
+  ModelWeights w_;
+};
+
+// GGUF names. Experts live in stacked [num_experts, ...] tensors: the name and the expert.
+std::string GgufName(Role role, int32_t layer) {
   const std::string blk = absl::StrCat("blk.", layer, ".");
   switch (role) {
-    case DenseTensor::kEmbedding:
+    case Role::kEmbedding:
       return "token_embd.weight";
-    case DenseTensor::kAttnNorm:
+    case Role::kAttnNorm:
       return blk + "attn_norm.weight";
-    case DenseTensor::kQ:
+    case Role::kQ:
       return blk + "attn_q.weight";
-    case DenseTensor::kK:
+    case Role::kK:
       return blk + "attn_k.weight";
-    case DenseTensor::kV:
+    case Role::kV:
       return blk + "attn_v.weight";
-    case DenseTensor::kO:
+    case Role::kQBias:
+      return blk + "attn_q.bias";
+    case Role::kKBias:
+      return blk + "attn_k.bias";
+    case Role::kVBias:
+      return blk + "attn_v.bias";
+    case Role::kO:
       return blk + "attn_output.weight";
-    case DenseTensor::kFfnNorm:
+    case Role::kOBias:
+      return blk + "attn_output.bias";
+    case Role::kQNorm:
+      return blk + "attn_q_norm.weight";
+    case Role::kKNorm:
+      return blk + "attn_k_norm.weight";
+    case Role::kFfnNorm:
       return blk + "ffn_norm.weight";
-    case DenseTensor::kGate:
+    case Role::kGate:
       return blk + "ffn_gate.weight";
-    case DenseTensor::kUp:
+    case Role::kUp:
       return blk + "ffn_up.weight";
-    case DenseTensor::kDown:
+    case Role::kDown:
       return blk + "ffn_down.weight";
-    case DenseTensor::kFinalNorm:
+    case Role::kRouter:
+      return blk + "ffn_gate_inp.weight";
+    case Role::kExpertGate:
+      return blk + "ffn_gate_exps.weight";
+    case Role::kExpertUp:
+      return blk + "ffn_up_exps.weight";
+    case Role::kExpertDown:
+      return blk + "ffn_down_exps.weight";
+    case Role::kSharedGate:
+      return blk + "ffn_gate_shexp.weight";
+    case Role::kSharedUp:
+      return blk + "ffn_up_shexp.weight";
+    case Role::kSharedDown:
+      return blk + "ffn_down_shexp.weight";
+    case Role::kSharedExpertGate:
+      return blk + "ffn_gate_inp_shexp.weight";
+    case Role::kRouterOut:
+      return blk + "ffn_gate_inp_out.weight";  // no GGUF model has one
+    case Role::kFinalNorm:
       return "output_norm.weight";
-    case DenseTensor::kLmHead:
+    case Role::kLmHead:
       return "output.weight";
   }
   return "";
 }
 
-std::string HfName(DenseTensor role, int32_t layer) {
-  const std::string prefix = absl::StrCat("model.layers.", layer, ".");
-  switch (role) {
-    case DenseTensor::kEmbedding:
+// Hugging Face Hub names of each family.
+std::string HfName(const ModelConfig& c, const TensorRef& ref) {
+  const std::string p = absl::StrCat("model.layers.", ref.layer, ".");
+  const std::string e = absl::StrCat(ref.expert);
+  const bool mixtral_block = c.family == ModelFamily::kMixtral || c.family == ModelFamily::kLlama;
+  // Where the routed experts and the router live.
+  const std::string moe = p + (mixtral_block ? "block_sparse_moe." : "mlp.");
+  switch (ref.role) {
+    case Role::kEmbedding:
       return "model.embed_tokens.weight";
-    case DenseTensor::kAttnNorm:
-      return prefix + "input_layernorm.weight";
-    case DenseTensor::kQ:
-      return prefix + "self_attn.q_proj.weight";
-    case DenseTensor::kK:
-      return prefix + "self_attn.k_proj.weight";
-    case DenseTensor::kV:
-      return prefix + "self_attn.v_proj.weight";
-    case DenseTensor::kO:
-      return prefix + "self_attn.o_proj.weight";
-    case DenseTensor::kFfnNorm:
-      return prefix + "post_attention_layernorm.weight";
-    case DenseTensor::kGate:
-      return prefix + "mlp.gate_proj.weight";
-    case DenseTensor::kUp:
-      return prefix + "mlp.up_proj.weight";
-    case DenseTensor::kDown:
-      return prefix + "mlp.down_proj.weight";
-    case DenseTensor::kFinalNorm:
+    case Role::kAttnNorm:
+      return p + "input_layernorm.weight";
+    case Role::kQ:
+      return p + "self_attn.q_proj.weight";
+    case Role::kK:
+      return p + "self_attn.k_proj.weight";
+    case Role::kV:
+      return p + "self_attn.v_proj.weight";
+    case Role::kQBias:
+      return p + "self_attn.q_proj.bias";
+    case Role::kKBias:
+      return p + "self_attn.k_proj.bias";
+    case Role::kVBias:
+      return p + "self_attn.v_proj.bias";
+    case Role::kO:
+      return p + "self_attn.o_proj.weight";
+    case Role::kOBias:
+      return p + "self_attn.o_proj.bias";
+    case Role::kQNorm:
+      return p + "self_attn.q_norm.weight";
+    case Role::kKNorm:
+      return p + "self_attn.k_norm.weight";
+    case Role::kFfnNorm:
+      return p + "post_attention_layernorm.weight";
+    case Role::kGate:
+      return p + "mlp.gate_proj.weight";
+    case Role::kUp:
+      return p + "mlp.up_proj.weight";
+    case Role::kDown:
+      return p + "mlp.down_proj.weight";
+    case Role::kRouter:
+      if (c.family == ModelFamily::kLlamaMoe) {
+        return c.moe.router == RouterKind::kLlamaMoeMlpTanh ? p + "mlp.gate.gate_network.0.weight"
+                                                             : p + "mlp.gate.gate_network.weight";
+      }
+      return moe + "gate.weight";
+    case Role::kRouterOut:
+      return p + "mlp.gate.gate_network.2.weight";
+    case Role::kExpertGate:
+    case Role::kExpertUp:
+    case Role::kExpertDown: {
+      if (c.family == ModelFamily::kLlamaMoe) {
+        const char* which = ref.role == Role::kExpertGate ? "weight_gate."
+                            : ref.role == Role::kExpertUp ? "weight_up."
+                                                          : "weight_down.";
+        return p + "mlp.calculator.experts." + which + e;
+      }
+      if (c.family == ModelFamily::kMixtral) {
+        const char* which = ref.role == Role::kExpertGate ? ".w1.weight"
+                            : ref.role == Role::kExpertUp ? ".w3.weight"
+                                                          : ".w2.weight";
+        return moe + "experts." + e + which;
+      }
+      const char* which = ref.role == Role::kExpertGate ? ".gate_proj.weight"
+                          : ref.role == Role::kExpertUp ? ".up_proj.weight"
+                                                        : ".down_proj.weight";
+      return moe + "experts." + e + which;
+    }
+    case Role::kSharedGate:
+    case Role::kSharedUp:
+    case Role::kSharedDown: {
+      const char* block =
+          c.family == ModelFamily::kQwen2Moe ? "mlp.shared_expert." : "mlp.shared_experts.";
+      const char* which = ref.role == Role::kSharedGate ? "gate_proj.weight"
+                          : ref.role == Role::kSharedUp ? "up_proj.weight"
+                                                        : "down_proj.weight";
+      return p + block + which;
+    }
+    case Role::kSharedExpertGate:
+      return p + "mlp.shared_expert_gate.weight";
+    case Role::kFinalNorm:
       return "model.norm.weight";
-    case DenseTensor::kLmHead:
+    case Role::kLmHead:
       return "lm_head.weight";
   }
   return "";
+}
+
+// Tensors some checkpoints carry that inference does not read.
+bool IgnoredHfTensor(const ModelConfig& c, const std::string& name) {
+  // Buffers older transformers saved; recomputed from rope_theta.
+  if (name.ends_with("rotary_emb.inv_freq")) return true;
+  if (c.tie_word_embeddings && name == "lm_head.weight") return true;
+  if (c.family == ModelFamily::kLlamaMoe) {
+    // TopKBalancedNoisyGate's noise projection (training only) and the predict_gate that
+    // forecasts the next layer's experts (for expert prefetch, not for the math).
+    if (name.find(".mlp.gate.weight_noise.") != std::string::npos) return true;
+    if (name.find(".mlp.predict_gate.") != std::string::npos) return true;
+  }
+  return false;
 }
 
 }  // namespace
 
 absl::StatusOr<ModelWeights> LoadGgufWeights(const gguf::GgufFile& file,
                                              const ModelConfig& config) {
+  MOESERVE_RETURN_IF_ERROR(config.Validate());
   GgufWeightReader reader(file);
   std::vector<float> scratch;
-  return AssembleDenseWeights(
-      config, [&](DenseTensor role, int32_t layer, int64_t rows, int64_t cols, float* dst) {
-        const std::string name = GgufName(role, layer);
-        if (role != DenseTensor::kQ && role != DenseTensor::kK) {
-          return reader.Read(name, rows, cols, dst);
-        }
-        // q and k rows are stored permuted for adjacent-pair RoPE; undo it.
-        scratch.resize(rows * cols);
-        MOESERVE_RETURN_IF_ERROR(reader.Read(name, rows, cols, scratch.data()));
-        UnpermuteQkRows(scratch.data(), rows / config.head_dim, config.head_dim, cols, dst);
-        return absl::OkStatus();
-      });
+  const ReadTensorFn read = [&](const TensorRef& ref, int64_t rows, int64_t cols, float* dst) {
+    const std::string name = GgufName(ref.role, ref.layer);
+    if (ref.expert >= 0) {
+      // Stacked experts: GGUF shape {cols, rows, num_experts}, expert e's rows contiguous.
+      return reader.ReadSlice(name, config.moe.num_experts, ref.expert, rows, cols, dst);
+    }
+    if (ref.role != Role::kQ && ref.role != Role::kK) return reader.Read(name, rows, cols, dst);
+    // q and k rows are stored permuted for adjacent-pair RoPE; undo it.
+    scratch.resize(rows * cols);
+    MOESERVE_RETURN_IF_ERROR(reader.Read(name, rows, cols, scratch.data()));
+    UnpermuteQkRows(scratch.data(), rows / config.head_dim, config.head_dim, cols, dst);
+    return absl::OkStatus();
+  };
+  return WeightAssembler(config, read).Assemble();
 }
 
 absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const ModelConfig& config) {
-  const char* family = ModelFamilyName(config.family);
-  if (config.family != ModelFamily::kLlama) {
-    return absl::UnimplementedError(
-        Cat("Hugging Face weights of model family '", family,
-            "' are not supported yet: only dense llama (LlamaForCausalLM) checkpoints load"));
-  }
-  if (config.moe.num_experts > 0) {
-    return absl::UnimplementedError(Cat("Hugging Face weights of model family '", family, "' with ",
-                                        config.moe.num_experts,
-                                        " experts (MoE) are not supported yet"));
-  }
-  if (config.attention_bias || config.attention_out_bias) {
-    return absl::UnimplementedError(Cat("Hugging Face weights of model family '", family,
-                                        "' with attention biases are not supported yet"));
-  }
   MOESERVE_RETURN_IF_ERROR(config.Validate());
   HfWeightReader reader(source);
-  MOESERVE_ASSIGN_OR_RETURN(
-      ModelWeights weights,
-      AssembleDenseWeights(
-          config, [&](DenseTensor role, int32_t layer, int64_t rows, int64_t cols, float* dst) {
-            return reader.Read(
-                HfName(role, layer),
-                rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{rows, cols}, dst);
-          }));
-  MOESERVE_RETURN_IF_ERROR(reader.CheckAllUsed(config.tie_word_embeddings));
+  const ReadTensorFn read = [&](const TensorRef& ref, int64_t rows, int64_t cols, float* dst) {
+    return reader.Read(HfName(config, ref),
+                       rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{rows, cols},
+                       dst);
+  };
+  MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, WeightAssembler(config, read).Assemble());
+  MOESERVE_RETURN_IF_ERROR(reader.CheckAllUsed(
+      config, [&](const std::string& name) { return IgnoredHfTensor(config, name); }));
   return weights;
 }
 

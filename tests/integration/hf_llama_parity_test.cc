@@ -398,33 +398,27 @@ TEST_F(HfLlamaErrorTest, NonFloatTensorIsRefused) {
   EXPECT_THAT(loaded.status().message(), HasSubstr("'model.norm.weight' has dtype"));
 }
 
-TEST(HfLlamaUnsupportedTest, MixtralConfigIsUnimplemented) {
-  auto config =
-      ModelConfigFromHfConfig(testing::SourcePath("tests/fixtures/hf_configs/mixtral.json"));
+// A dense checkpoint under a config that announces experts or biases: the first tensor
+// the config needs and the checkpoint lacks is named, with the file.
+TEST(HfLlamaConfigMismatchTest, ExpertsTheCheckpointLacksAreNamed) {
+  auto config = ModelConfigFromHfConfig(FixtureDir("safetensors") + "/config.json");
   ASSERT_TRUE(config.ok()) << config.status();
+  config->moe.num_experts = 4;
+  config->moe.top_k = 2;
+  config->moe.norm_topk_prob = true;
+  config->moe.expert_intermediate_sizes.assign(config->num_layers,
+                                               std::vector<int32_t>(4, 32));
   auto source = OpenHfCheckpoint(FixtureDir("safetensors"));
   ASSERT_TRUE(source.ok()) << source.status();
   auto weights = LoadHfWeights(**source, *config);
   ASSERT_FALSE(weights.ok());
-  EXPECT_EQ(weights.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(weights.status().message(), HasSubstr("mixtral"));
+  EXPECT_EQ(weights.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(weights.status().message(),
+              HasSubstr("missing tensor 'model.layers.0.block_sparse_moe.gate.weight'"));
+  EXPECT_THAT(weights.status().message(), HasSubstr("model.safetensors"));
 }
 
-TEST(HfLlamaUnsupportedTest, LlamaWithExpertsIsUnimplemented) {
-  auto config =
-      ModelConfigFromHfConfig(testing::SourcePath("tests/fixtures/hf_configs/llama3_moe.json"));
-  ASSERT_TRUE(config.ok()) << config.status();
-  ASSERT_GT(config->moe.num_experts, 0);
-  auto source = OpenHfCheckpoint(FixtureDir("safetensors"));
-  ASSERT_TRUE(source.ok()) << source.status();
-  auto weights = LoadHfWeights(**source, *config);
-  ASSERT_FALSE(weights.ok());
-  EXPECT_EQ(weights.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(weights.status().message(), HasSubstr("llama"));
-  EXPECT_THAT(weights.status().message(), HasSubstr("experts"));
-}
-
-TEST(HfLlamaUnsupportedTest, AttentionBiasIsUnimplemented) {
+TEST(HfLlamaConfigMismatchTest, BiasesTheCheckpointLacksAreNamed) {
   auto config = ModelConfigFromHfConfig(FixtureDir("safetensors") + "/config.json");
   ASSERT_TRUE(config.ok()) << config.status();
   config->attention_bias = true;
@@ -432,8 +426,9 @@ TEST(HfLlamaUnsupportedTest, AttentionBiasIsUnimplemented) {
   ASSERT_TRUE(source.ok()) << source.status();
   auto weights = LoadHfWeights(**source, *config);
   ASSERT_FALSE(weights.ok());
-  EXPECT_EQ(weights.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(weights.status().message(), HasSubstr("bias"));
+  EXPECT_EQ(weights.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(weights.status().message(),
+              HasSubstr("missing tensor 'model.layers.0.self_attn.q_proj.bias'"));
 }
 
 TEST(OpenHfCheckpointTest, DirectoryWithoutWeightsIsNotFound) {
