@@ -36,11 +36,12 @@ Value MissingAttribute(const Value& obj, std::string_view name) {
   return Value::Undefined(Cat("'", ObjectTypeRepr(obj), "' has no attribute '", name, "'"));
 }
 
+// Unlike "has no attribute", jinja2 does not quote the type in "has no element".
 Value MissingItem(const Value& obj, const Value& key) {
   if (key.is_string()) return MissingAttribute(obj, key.str());
   absl::StatusOr<std::string> repr = Repr(key);
   return Value::Undefined(
-      Cat("'", ObjectTypeRepr(obj), "' has no element ", repr.ok() ? *repr : std::string("?")));
+      Cat(ObjectTypeRepr(obj), " has no element ", repr.ok() ? *repr : std::string("?")));
 }
 
 bool Subscriptable(const Value& v) {

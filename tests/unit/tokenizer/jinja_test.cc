@@ -190,6 +190,26 @@ TEST(JinjaErrorTest, RenderErrorsNameTheExpression) {
   EXPECT_EQ(Msg(out.status()), "line 1, column 14: 'dict object' has no attribute 'b'");
 }
 
+// jinja2 quotes the type for a missing attribute but not for a missing element
+// (Undefined._undefined_message), e.g. `messages[0]['role']` over no messages.
+TEST(JinjaErrorTest, MissingElementMessagesMatchJinja2) {
+  const Value empty = Value::List({});
+  Dict vars;
+  vars.Set("xs", empty);
+  vars.Set("d", Value::FromDict(Dict()));
+  const Value variables = Value::FromDict(std::move(vars));
+  EXPECT_EQ(Msg(Render("{{ xs[0]['role'] }}", variables).status()),
+            "line 1, column 9: list object has no element 0");
+  EXPECT_EQ(Msg(Render("{{ xs[-1].role }}", variables).status()),
+            "line 1, column 10: list object has no element -1");
+  EXPECT_EQ(Msg(Render("{{ d[1].a }}", variables).status()),
+            "line 1, column 8: dict object has no element 1");
+  EXPECT_EQ(Msg(Render("{{ none[0].a }}", variables).status()),
+            "line 1, column 11: None has no element 0");
+  EXPECT_EQ(Msg(Render("{{ xs['k'].a }}", variables).status()),
+            "line 1, column 11: 'list object' has no attribute 'k'");
+}
+
 TEST(JinjaErrorTest, RaiseExceptionMessageIsVerbatim) {
   absl::StatusOr<std::string> out = Render("text {{ raise_exception('Roles must alternate') }}");
   ASSERT_FALSE(out.ok());
