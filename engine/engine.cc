@@ -62,7 +62,8 @@ class EngineImpl : public Engine {
         backend_(std::move(backend)),
         model_(std::move(model)),
         kv_cache_(std::move(kv_cache)),
-        kv_manager_(kv_cache_->num_blocks(), kv_cache_->block_size()),
+        kv_manager_(kv_cache_->num_blocks(), kv_cache_->block_size(),
+                    config.enable_prefix_caching),
         scheduler_(SchedulerConfig{config.max_num_seqs, config.max_num_batched_tokens},
                    &kv_manager_),
         seed_sequence_(config.seed) {
@@ -214,6 +215,8 @@ class EngineImpl : public Engine {
     stats_.num_blocks = kv_manager_.num_blocks();
     stats_.num_free_blocks = kv_manager_.num_free_blocks();
     stats_.num_preemptions = num_preemptions_;
+    stats_.prefix_cache_queries = kv_manager_.prefix_cache_queries();
+    stats_.prefix_cache_hits = kv_manager_.prefix_cache_hits();
   }
 
   // The last output of a sequence that ends without a new token (abort, shutdown).

@@ -26,6 +26,7 @@ struct EngineConfig {
   int32_t max_num_batched_tokens = 2048;  // tokens per engine step (prefill chunks + decodes)
   int32_t block_size = 16;                // tokens per KV-cache block
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // KV pool size
+  bool enable_prefix_caching = true;                 // reuse KV blocks of equal prompt prefixes
 
   absl::Status Validate() const;
 };
@@ -43,7 +44,9 @@ struct EngineStats {
   int32_t num_waiting = 0;  // queued, including requests not yet seen by the loop
   int32_t num_blocks = 0;
   int32_t num_free_blocks = 0;
-  int64_t num_preemptions = 0;  // since start
+  int64_t num_preemptions = 0;       // since start
+  int64_t prefix_cache_queries = 0;  // prompt tokens looked up in the prefix cache, since start
+  int64_t prefix_cache_hits = 0;     // of which found
 };
 
 class Engine {

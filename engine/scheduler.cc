@@ -42,6 +42,7 @@ SchedulerOutput Scheduler::Schedule() {
       }
     }
     if (preempted_itself) break;  // seq was the last running sequence
+    kv_->CacheFullBlocks(*seq, seq->num_computed + n);
     out.chunks.push_back({seq, n});
     out.num_tokens += n;
     budget -= n;
@@ -52,8 +53,15 @@ SchedulerOutput Scheduler::Schedule() {
   while (out.preempted.empty() && !waiting_.empty() && budget > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = waiting_.front().get();
+    kv_->AcquireCachedPrefix(*seq);
     const int32_t n = std::min(seq->num_uncomputed(), budget);
-    if (!kv_->AllocateSlots(*seq, seq->num_computed + n)) break;  // FCFS: later ones wait too
+    if (!kv_->AllocateSlots(*seq, seq->num_computed + n)) {
+      // FCFS: later ones wait too. Give back the cached prefix until next time.
+      kv_->Free(*seq);
+      seq->num_computed = 0;
+      break;
+    }
+    kv_->CacheFullBlocks(*seq, seq->num_computed + n);
     out.chunks.push_back({seq, n});
     out.num_tokens += n;
     budget -= n;

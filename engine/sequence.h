@@ -31,6 +31,9 @@ struct Sequence {
   int32_t prompt_len = 0;
   int32_t num_computed = 0;     // tokens whose KV is in the cache
   std::vector<int32_t> blocks;  // block table, owned through the KvCacheManager
+  // Prefix-cache hashes of its first block_hashes.size() blocks (full, and computed or
+  // being computed this step).
+  std::vector<uint64_t> block_hashes;
   int32_t num_preemptions = 0;
   bool finished = false;  // its final output was sent
   IncrementalDetokenizer detokenizer;

@@ -53,6 +53,9 @@ ABSL_FLAG(int32_t, max_num_batched_tokens, 2048,
 ABSL_FLAG(int32_t, block_size, 16, "Tokens per KV-cache block.");
 ABSL_FLAG(std::string, kv_cache_memory, "1GiB",
           "Memory for the KV cache: bytes, or with a suffix (512MiB, 2GiB, 800MB).");
+ABSL_FLAG(bool, enable_prefix_caching, true,
+          "Reuse the KV blocks of prompt prefixes computed before (--no-enable-prefix-caching "
+          "turns it off).");
 
 namespace moeserve {
 namespace {
@@ -69,6 +72,8 @@ std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
     for (size_t j = 2; j < name_end; ++j) {
       if (arg[j] == '-') arg[j] = '_';
     }
+    // vLLM's negative booleans, --no-enable-prefix-caching, are absl's --noenable_...
+    if (arg.rfind("--no_", 0) == 0) arg.erase(4, 1);
   }
   return args;
 }
@@ -114,6 +119,7 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags() {
         absl::StrCat("--kv-cache-memory: ", kv_bytes.status().message()));
   }
   config.kv_cache_memory_bytes = *kv_bytes;
+  config.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
   return config;
 }

@@ -183,6 +183,63 @@ TEST_F(EngineTest, PreemptionAndChunkingChangeNothing) {
   EXPECT_TRUE(AllBlocksReturn(**small));
 }
 
+// Sixteen requests at once, some sharing prompt prefixes, on an engine with prefix caching
+// give exactly the greedy tokens each gets alone on an engine without it; the shared
+// prefixes are found in the cache, and every block comes back.
+TEST_F(EngineTest, SixteenConcurrentRequestsWithPrefixCachingMatchSequentialOnes) {
+  const int num_prompts = static_cast<int>((*fixture_)["prompts"].size());
+  std::vector<Request> requests;
+  for (int i = 0; i < 16; ++i) {
+    Request r = MakeRequest(i % num_prompts, 16 + i % 5);
+    r.id = "r" + std::to_string(i);
+    // Requests past the first round extend a fixture prompt: a shared prefix of 2+ blocks.
+    for (int j = 0; j < i / num_prompts; ++j) r.prompt_token_ids.push_back(100 + 7 * i + j);
+    requests.push_back(r);
+  }
+  EngineConfig plain_config;
+  plain_config.model_path = testing::DefaultModelPath();
+  plain_config.enable_prefix_caching = false;
+  auto plain = Engine::Create(plain_config);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  std::vector<Collected> sequential;
+  for (const Request& r : requests) {
+    auto h = (*plain)->Submit(r);
+    ASSERT_TRUE(h.ok()) << h.status();
+    sequential.push_back(Collect(**h));
+  }
+  EXPECT_EQ((*plain)->stats().prefix_cache_hits, 0);
+
+  EngineConfig cached_config = plain_config;
+  cached_config.enable_prefix_caching = true;
+  cached_config.max_num_seqs = 16;
+  cached_config.max_num_batched_tokens = 128;  // not every prompt is admitted at once
+  auto cached = Engine::Create(cached_config);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (const Request& r : requests) {
+    auto h = (*cached)->Submit(r);
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Collected c = Collect(*handles[i]);
+    EXPECT_EQ(c.tokens, sequential[i].tokens) << requests[i].id;
+    EXPECT_EQ(c.text, sequential[i].text) << requests[i].id;
+  }
+  EXPECT_GT((*cached)->stats().prefix_cache_hits, 0);
+  EXPECT_TRUE(AllBlocksReturn(**cached));
+
+  // Run again after all finished: every prompt's full blocks are in the cache now.
+  const int64_t hits_before = (*cached)->stats().prefix_cache_hits;
+  auto again = (*cached)->Submit(requests[15]);
+  ASSERT_TRUE(again.ok()) << again.status();
+  const Collected c = Collect(**again);
+  EXPECT_EQ(c.tokens, sequential[15].tokens);
+  const int64_t prompt_len = static_cast<int64_t>(requests[15].prompt_token_ids.size());
+  EXPECT_EQ((*cached)->stats().prefix_cache_hits - hits_before, (prompt_len - 1) / 16 * 16);
+  EXPECT_TRUE(AllBlocksReturn(**cached));
+}
+
 // Aborts from other threads at random moments under load leave no block behind.
 TEST_F(EngineTest, RandomAbortsLeakNoBlocks) {
   std::mt19937 rng(5);
