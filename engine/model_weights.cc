@@ -38,8 +38,8 @@ class GgufWeightReader {
 
   // Expert `expert` of stacked tensor `name`, GGUF shape {cols, rows, num_experts}, into
   // dst [rows, cols].
-  absl::Status ReadSlice(const std::string& name, int64_t num_experts, int64_t expert,
-                         int64_t rows, int64_t cols, float* dst) {
+  absl::Status ReadSlice(const std::string& name, int64_t num_experts, int64_t expert, int64_t rows,
+                         int64_t cols, float* dst) {
     return ReadRows(name, {cols, rows, num_experts}, expert * rows, rows, cols, dst);
   }
 
@@ -66,8 +66,8 @@ class GgufWeightReader {
     }
     const int64_t row_bytes = DTypeRowBytes(*info->dtype, cols);
     for (int64_t r = 0; r < count; ++r) {
-      absl::Status status = DequantizeRow(*info->dtype, info->data + (first + r) * row_bytes,
-                                          dst + r * cols, cols);
+      absl::Status status =
+          DequantizeRow(*info->dtype, info->data + (first + r) * row_bytes, dst + r * cols, cols);
       if (!status.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(file_.path(), ": tensor '", name, "': ", status.message()));
@@ -264,8 +264,7 @@ using ReadTensorFn =
 // any format.
 class WeightAssembler {
  public:
-  WeightAssembler(const ModelConfig& config, const ReadTensorFn& read)
-      : c_(config), read_(read) {}
+  WeightAssembler(const ModelConfig& config, const ReadTensorFn& read) : c_(config), read_(read) {}
 
   absl::StatusOr<ModelWeights> Assemble() {
     const int64_t hidden = c_.hidden_size;
@@ -278,10 +277,9 @@ class WeightAssembler {
       if (c_.IsMoeLayer(l)) {
         MOESERVE_RETURN_IF_ERROR(AssembleMoe(l, &layer.moe));
       } else {
-        MOESERVE_ASSIGN_OR_RETURN(
-            layer.gate_up, Fuse({{{Role::kGate, l}, c_.intermediate_size},
-                                 {{Role::kUp, l}, c_.intermediate_size}},
-                                hidden));
+        MOESERVE_ASSIGN_OR_RETURN(layer.gate_up, Fuse({{{Role::kGate, l}, c_.intermediate_size},
+                                                       {{Role::kUp, l}, c_.intermediate_size}},
+                                                      hidden));
         MOESERVE_ASSIGN_OR_RETURN(layer.down_proj,
                                   Load({Role::kDown, l}, hidden, c_.intermediate_size));
       }
@@ -342,6 +340,7 @@ class WeightAssembler {
     std::vector<float> down;
     for (int32_t e = 0; e < experts; ++e) {
       const int64_t size = sizes[e];
+      w_.num_parameters -= 3 * (inter - size) * hidden;  // padding is not a parameter
       float* gate_up = moe->experts_gate_up.data_as<float>() + e * 2 * inter * hidden;
       MOESERVE_RETURN_IF_ERROR(read_({Role::kExpertGate, l, e}, size, hidden, gate_up));
       MOESERVE_RETURN_IF_ERROR(
@@ -507,7 +506,7 @@ std::string HfName(const ModelConfig& c, const TensorRef& ref) {
     case Role::kRouter:
       if (c.family == ModelFamily::kLlamaMoe) {
         return c.moe.router == RouterKind::kLlamaMoeMlpTanh ? p + "mlp.gate.gate_network.0.weight"
-                                                             : p + "mlp.gate.gate_network.weight";
+                                                            : p + "mlp.gate.gate_network.weight";
       }
       return moe + "gate.weight";
     case Role::kRouterOut:
