@@ -1,5 +1,6 @@
 // Builds the Tokenizer a GGUF file describes in its tokenizer.ggml.* metadata. Only the
-// byte-level BPE family (tokenizer.ggml.model "gpt2") is supported so far; every failure
+// byte-level BPE family (tokenizer.ggml.model "gpt2") and SentencePiece-style BPE ("llama",
+// as transformers converts it) are supported; every failure
 // names the file and the offending key or value.
 #ifndef MOESERVE_ENGINE_TOKENIZER_GGUF_TOKENIZER_H_
 #define MOESERVE_ENGINE_TOKENIZER_GGUF_TOKENIZER_H_

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -18,6 +20,8 @@
 #include "common/status.h"
 #include "engine/loaders/json_lite.h"
 #include "engine/tokenizer/bpe_tokenizer.h"
+#include "engine/tokenizer/sentencepiece_model.h"
+#include "engine/tokenizer/spm_tokenizer.h"
 
 namespace moeserve {
 namespace {
@@ -144,9 +148,12 @@ std::optional<std::string> RecipeFor(const Value& pre) {
   return std::nullopt;
 }
 
+// How far token ids may run past the number of tokens a tokenizer.json defines.
+constexpr int64_t kMaxVocabIdGap = 1 << 16;
+
 // Reads model.vocab, model.merges and added_tokens into *vocab (tokens, token types,
 // merges) and fills *ids (token text -> id, added tokens included).
-absl::Status ReadModel(const Value& root, const std::string& path, BpeVocab* vocab,
+absl::Status ReadModel(const Value& root, const std::string& path, bool metaspace, BpeVocab* vocab,
                        absl::flat_hash_map<std::string, int32_t>* ids) {
   const Value* model = root.Find("model");
   if (model == nullptr || !model->is_object()) {
@@ -158,11 +165,12 @@ absl::Status ReadModel(const Value& root, const std::string& path, BpeVocab* voc
     return absl::UnimplementedError(Cat(path, ": model.type '", type.value_or("null"),
                                         "' is not supported (supported: 'BPE', byte-level BPE)"));
   }
-  if (BoolOr(*model, "byte_fallback", false)) {
+  if (BoolOr(*model, "byte_fallback", false) && !metaspace) {
     return absl::UnimplementedError(
         Cat(path,
-            ": model.byte_fallback is true (SentencePiece-style BPE); only byte-level "
-            "BPE is supported so far"));
+            ": model.byte_fallback is true but the file has no Metaspace pre-tokenizer or "
+            "Prepend/Replace(\"\u2581\") normalizer (supported: byte-level BPE, "
+            "SentencePiece-style BPE)"));
   }
   for (const char* field : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> affix,
@@ -180,11 +188,19 @@ absl::Status ReadModel(const Value& root, const std::string& path, BpeVocab* voc
   if (vocab_json == nullptr || !vocab_json->is_object()) {
     return FieldError(path, "model.vocab", "is missing or not an object");
   }
+  // Ids index the token tables, so they must stay near the number of tokens the file
+  // defines: real vocabularies are dense (holes are rare and small), and one hostile id
+  // must not make the tables gigabytes long.
+  const Value* added_json = root.Find("added_tokens");
+  const int64_t num_defined = static_cast<int64_t>(
+      vocab_json->as_object().size() +
+      (added_json != nullptr && added_json->is_array() ? added_json->as_array().size() : 0));
+  const int64_t id_limit = std::min<int64_t>(num_defined + kMaxVocabIdGap, int64_t{1} << 30);
   std::vector<std::optional<std::string>> tokens;
   std::vector<int32_t> types;
   const auto place = [&](int64_t id, const std::string& text, TokenType type,
                          std::string_view field) -> absl::Status {
-    if (id < 0 || id >= (int64_t{1} << 30)) {
+    if (id < 0 || id >= id_limit) {
       return FieldError(path, field, Cat("has token '", text, "' with bad id ", id));
     }
     if (static_cast<size_t>(id) >= tokens.size()) {
@@ -256,9 +272,8 @@ absl::Status ReadModel(const Value& root, const std::string& path, BpeVocab* voc
     const std::string& left = merge.as_array()[0].as_string();
     const std::string& right = merge.as_array()[1].as_string();
     if (left.find(' ') != std::string::npos || right.find(' ') != std::string::npos) {
-      return FieldError(
-          path, "model.merges",
-          Cat("pair ['", left, "', '", right, "'] holds a space (not byte-level BPE)"));
+      return FieldError(path, "model.merges",
+                        Cat("pair ['", left, "', '", right, "'] holds a space"));
     }
     vocab->merges.push_back(Cat(left, " ", right));
   }
@@ -340,14 +355,15 @@ absl::StatusOr<std::optional<std::string>> ConfigToken(const Value& config, std:
 }
 
 // Applies tokenizer_config.json and generation_config.json: bos, eos, add_bos, stop ids.
-absl::Status ReadSpecialTokens(const std::string& dir, const Value& root,
-                               const absl::flat_hash_map<std::string, int32_t>& ids,
-                               BpeVocab* vocab) {
+template <typename Vocab>  // BpeVocab or SpmVocab
+absl::Status ReadSpecialTokens(const std::string& dir, const Value* root,
+                               const absl::flat_hash_map<std::string, int32_t>& ids, Vocab* vocab) {
   const std::string config_path = dir + "/tokenizer_config.json";
   MOESERVE_ASSIGN_OR_RETURN(const std::optional<Value> config,
                             ReadJson(config_path, /*optional=*/true));
-  const auto lookup = [&](std::string_view field) -> absl::StatusOr<int32_t> {
-    if (!config.has_value()) return -1;
+  // An absent field keeps what the vocabulary said (a tokenizer.model names its own).
+  const auto lookup = [&](std::string_view field, int32_t current) -> absl::StatusOr<int32_t> {
+    if (!config.has_value() || config->Find(field) == nullptr) return current;
     MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> text,
                               ConfigToken(*config, field, config_path));
     if (!text.has_value()) return -1;
@@ -357,16 +373,23 @@ absl::Status ReadSpecialTokens(const std::string& dir, const Value& root,
     }
     return it->second;
   };
-  MOESERVE_ASSIGN_OR_RETURN(vocab->bos_id, lookup("bos_token"));
-  MOESERVE_ASSIGN_OR_RETURN(vocab->eos_id, lookup("eos_token"));
+  MOESERVE_ASSIGN_OR_RETURN(vocab->bos_id, lookup("bos_token", vocab->bos_id));
+  MOESERVE_ASSIGN_OR_RETURN(vocab->eos_id, lookup("eos_token", vocab->eos_id));
   const Value* add_bos = config.has_value() ? config->Find("add_bos_token") : nullptr;
   if (add_bos != nullptr && !add_bos->is_null()) {
     if (!add_bos->is_bool()) return FieldError(config_path, "add_bos_token", "is not a bool");
     vocab->add_bos = std::get<bool>(add_bos->data);
   } else if (vocab->bos_id >= 0) {
     // No explicit setting: HF adds BOS only when the post_processor's template does.
-    vocab->add_bos =
-        PostProcessorAddsBos(root.Find("post_processor"), vocab->tokens[vocab->bos_id]);
+    vocab->add_bos = root != nullptr && PostProcessorAddsBos(root->Find("post_processor"),
+                                                             vocab->tokens[vocab->bos_id]);
+  }
+  if constexpr (std::is_same_v<Vocab, SpmVocab>) {
+    const Value* add_eos = config.has_value() ? config->Find("add_eos_token") : nullptr;
+    if (add_eos != nullptr && !add_eos->is_null()) {
+      if (!add_eos->is_bool()) return FieldError(config_path, "add_eos_token", "is not a bool");
+      vocab->add_eos = std::get<bool>(add_eos->data);
+    }
   }
 
   const auto n = static_cast<int64_t>(vocab->tokens.size());
@@ -412,16 +435,246 @@ absl::Status ReadSpecialTokens(const std::string& dir, const Value& root,
   return absl::OkStatus();
 }
 
+// --- SentencePiece-style BPE (Llama 2, Mistral) -------------------------------------------
+
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+
+// Whether `v` is Replace(String " " -> "▁") (as normalizer) or Replace("▁" -> " ") (decoder).
+bool IsReplace(const Value& v, std::string_view from, std::string_view to) {
+  if (TypeOf(v) != "Replace") return false;
+  const Value* pattern = v.Find("pattern");
+  const Value* string = pattern != nullptr ? pattern->Find("String") : nullptr;
+  const Value* content = v.Find("content");
+  return string != nullptr && string->is_string() && string->as_string() == from &&
+         content != nullptr && content->is_string() && content->as_string() == to;
+}
+
+// The items of a Sequence `v` (under `key`), or `v` alone.
+std::vector<const Value*> SequenceItems(const Value& v, std::string_view key) {
+  std::vector<const Value*> items;
+  const Value* list = TypeOf(v) == "Sequence" ? v.Find(key) : nullptr;
+  if (list != nullptr && list->is_array()) {
+    for (const Value& item : list->as_array()) items.push_back(&item);
+  } else if (!v.is_null()) {
+    items.push_back(&v);
+  }
+  return items;
+}
+
+// Whether tokenizer.json describes SentencePiece-style BPE: spaces spelled "▁" by a
+// Metaspace pre-tokenizer or a Prepend/Replace normalizer.
+bool IsMetaspaceStyle(const Value& root) {
+  if (const Value* pre = root.Find("pre_tokenizer"); pre != nullptr) {
+    for (const Value* item : SequenceItems(*pre, "pretokenizers")) {
+      if (TypeOf(*item) == "Metaspace") return true;
+    }
+  }
+  if (const Value* normalizer = root.Find("normalizer"); normalizer != nullptr) {
+    for (const Value* item : SequenceItems(*normalizer, "normalizers")) {
+      if (TypeOf(*item) == "Prepend" || IsReplace(*item, " ", kMetaspace)) return true;
+    }
+  }
+  return false;
+}
+
+// One-line description of a normalizer / decoder for errors: "Sequence[Prepend, Replace]".
+std::string DescribeSequence(const Value* v, std::string_view key) {
+  if (v == nullptr || v->is_null()) return "null";
+  std::string out = TypeOf(*v);
+  if (out != "Sequence") return out;
+  out += "[";
+  const std::vector<const Value*> items = SequenceItems(*v, key);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += TypeOf(*items[i]);
+  }
+  return out + "]";
+}
+
+absl::Status UnsupportedMetaspace(std::string_view path, std::string_view what,
+                                  std::string_view got) {
+  return absl::UnimplementedError(
+      Cat(path, ": ", what, " '", got,
+          "' is not supported for SentencePiece-style BPE (supported: normalizer "
+          "Sequence[Prepend(\"\u2581\"), Replace(\" \", \"\u2581\")] or a Metaspace "
+          "pre-tokenizer; decoder Sequence[Replace, ByteFallback, Fuse, Strip] or Metaspace)"));
+}
+
+// Normalizer, pre-tokenizer and decoder of a SentencePiece-style tokenizer.json.
+absl::Status ReadMetaspaceRecipe(const Value& root, const std::string& path, SpmVocab* vocab) {
+  static const Value kNull;
+  const Value* normalizer = root.Find("normalizer");
+  const Value* pre = root.Find("pre_tokenizer");
+  if (normalizer == nullptr) normalizer = &kNull;
+  if (pre == nullptr) pre = &kNull;
+
+  // Either the normalizer spells spaces (Llama 2's "legacy" files) or Metaspace does.
+  const std::vector<const Value*> norms = SequenceItems(*normalizer, "normalizers");
+  const bool prepend_replace =
+      norms.size() == 2 && TypeOf(*norms[0]) == "Prepend" && norms[0]->Find("prepend") != nullptr &&
+      norms[0]->Find("prepend")->is_string() &&
+      norms[0]->Find("prepend")->as_string() == kMetaspace && IsReplace(*norms[1], " ", kMetaspace);
+  const bool replace_only = norms.size() == 1 && IsReplace(*norms[0], " ", kMetaspace);
+  if (prepend_replace || replace_only) {
+    if (!pre->is_null()) return UnsupportedMetaspace(path, "pre_tokenizer", Describe(*pre));
+    vocab->prefix = prepend_replace ? SpmPrefix::kPrependEach : SpmPrefix::kNever;
+  } else if (!normalizer->is_null()) {
+    return UnsupportedMetaspace(path, "normalizer", DescribeSequence(normalizer, "normalizers"));
+  } else if (TypeOf(*pre) == "Metaspace") {
+    MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> replacement,
+                              OptionalString(*pre, "replacement", path));
+    if (replacement != kMetaspace) {
+      return UnsupportedMetaspace(path, "pre_tokenizer Metaspace replacement",
+                                  replacement.value_or("null"));
+    }
+    MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> scheme,
+                              OptionalString(*pre, "prepend_scheme", path));
+    if (!scheme.has_value()) {  // files before tokenizers 0.15: add_prefix_space
+      vocab->prefix =
+          BoolOr(*pre, "add_prefix_space", true) ? SpmPrefix::kAlways : SpmPrefix::kNever;
+    } else if (*scheme == "first") {
+      vocab->prefix = SpmPrefix::kFirst;
+    } else if (*scheme == "always") {
+      vocab->prefix = SpmPrefix::kAlways;
+    } else if (*scheme == "never") {
+      vocab->prefix = SpmPrefix::kNever;
+    } else {
+      return UnsupportedMetaspace(path, "pre_tokenizer Metaspace prepend_scheme", *scheme);
+    }
+    vocab->split_on_metaspace = BoolOr(*pre, "split", true);
+  } else {
+    return UnsupportedMetaspace(path, "pre_tokenizer", Describe(*pre));
+  }
+
+  const Value* model = root.Find("model");
+  vocab->byte_fallback = BoolOr(*model, "byte_fallback", false);
+  if (BoolOr(*model, "ignore_merges", false)) {
+    return absl::UnimplementedError(
+        Cat(path, ": model.ignore_merges = true is not supported for SentencePiece-style BPE"));
+  }
+
+  const Value* decoder = root.Find("decoder");
+  if (decoder != nullptr && TypeOf(*decoder) == "Metaspace") {
+    // Per token: "▁" -> " ", and the first token loses its leading space; no byte fallback.
+    MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> scheme,
+                              OptionalString(*decoder, "prepend_scheme", path));
+    vocab->decode_byte_fallback = false;
+    vocab->decode_strip_space =
+        scheme.has_value() ? *scheme != "never" : BoolOr(*decoder, "add_prefix_space", true);
+    return absl::OkStatus();
+  }
+  const std::vector<const Value*> steps =
+      decoder == nullptr ? std::vector<const Value*>() : SequenceItems(*decoder, "decoders");
+  const auto is_strip = [](const Value& v) {
+    const Value* content = v.Find("content");
+    const Value* start = v.Find("start");
+    const Value* stop = v.Find("stop");
+    return TypeOf(v) == "Strip" && content != nullptr && content->is_string() &&
+           content->as_string() == " " && start != nullptr && start->is_int() &&
+           start->as_int() == 1 && stop != nullptr && stop->is_int() && stop->as_int() == 0;
+  };
+  const bool sequence = (steps.size() == 3 || steps.size() == 4) &&
+                        IsReplace(*steps[0], kMetaspace, " ") &&
+                        TypeOf(*steps[1]) == "ByteFallback" && TypeOf(*steps[2]) == "Fuse" &&
+                        (steps.size() == 3 || is_strip(*steps[3]));
+  if (!sequence) {
+    return UnsupportedMetaspace(path, "decoder", DescribeSequence(decoder, "decoders"));
+  }
+  vocab->decode_byte_fallback = true;
+  vocab->decode_strip_space = steps.size() == 4;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> CreateSpm(const std::string& path, SpmVocab vocab) {
+  absl::StatusOr<std::unique_ptr<SpmTokenizer>> tokenizer = SpmTokenizer::Create(std::move(vocab));
+  if (!tokenizer.ok()) {
+    return absl::Status(
+        tokenizer.status().code(),
+        Cat(path, ": tokenizer (SentencePiece-style BPE): ", tokenizer.status().message()));
+  }
+  return std::unique_ptr<Tokenizer>(std::move(tokenizer).value());
+}
+
+// tokenizer.json with SentencePiece-style BPE.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadMetaspaceTokenizer(const std::string& dir,
+                                                                  const std::string& path,
+                                                                  const Value& root) {
+  BpeVocab bpe;
+  absl::flat_hash_map<std::string, int32_t> ids;
+  MOESERVE_RETURN_IF_ERROR(ReadModel(root, path, /*metaspace=*/true, &bpe, &ids));
+  SpmVocab vocab;
+  vocab.merge_order = SpmMergeOrder::kListed;
+  vocab.merges.reserve(bpe.merges.size());
+  for (const std::string& merge : bpe.merges) {
+    const size_t space = merge.find(' ', 1);  // ReadModel checked the form "a b"
+    vocab.merges.emplace_back(merge.substr(0, space), merge.substr(space + 1));
+  }
+  vocab.tokens = std::move(bpe.tokens);
+  vocab.token_types = std::move(bpe.token_types);
+  vocab.unk_id = bpe.unk_id;
+  MOESERVE_RETURN_IF_ERROR(ReadMetaspaceRecipe(root, path, &vocab));
+  MOESERVE_RETURN_IF_ERROR(ReadSpecialTokens(dir, &root, ids, &vocab));
+  return CreateSpm(path, std::move(vocab));
+}
+
+// A directory with tokenizer.model and no tokenizer.json: the tokenizer transformers'
+// LlamaTokenizer converts it to, with tokenizer_config.json's legacy and add_prefix_space.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadHfSentencePieceModel(const std::string& dir) {
+  const std::string model_path = dir + "/tokenizer.model";
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) return absl::NotFoundError(Cat(model_path, ": cannot open the file"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string bytes = std::move(buffer).str();
+  MOESERVE_ASSIGN_OR_RETURN(const SentencePieceModel model,
+                            ParseSentencePieceModel(bytes, model_path));
+  MOESERVE_ASSIGN_OR_RETURN(SpmVocab vocab,
+                            SpmVocabFromModel(model, model_path, SpmSemantics::kTransformers));
+
+  const std::string config_path = dir + "/tokenizer_config.json";
+  MOESERVE_ASSIGN_OR_RETURN(const std::optional<Value> config,
+                            ReadJson(config_path, /*optional=*/true));
+  if (config.has_value()) {
+    MOESERVE_ASSIGN_OR_RETURN(const std::optional<std::string> cls,
+                              OptionalString(*config, "tokenizer_class", config_path));
+    if (cls.has_value() && *cls != "LlamaTokenizer" && *cls != "LlamaTokenizerFast") {
+      return absl::UnimplementedError(
+          Cat(config_path, ": tokenizer_class '", *cls, "' with only ", model_path,
+              " is not supported (supported: LlamaTokenizer, LlamaTokenizerFast)"));
+    }
+    if (BoolOr(*config, "legacy", false) && vocab.prefix == SpmPrefix::kFirst) {
+      vocab.prefix = SpmPrefix::kAlways;
+    }
+    if (!BoolOr(*config, "add_prefix_space", true)) {
+      vocab.prefix = SpmPrefix::kNever;
+      vocab.decode_strip_space = false;
+    }
+  }
+  absl::flat_hash_map<std::string, int32_t> ids;
+  for (int32_t id = 0; id < static_cast<int32_t>(vocab.tokens.size()); ++id) {
+    ids[vocab.tokens[id]] = id;
+  }
+  vocab.add_bos = false;  // transformers: only when tokenizer_config.json asks
+  MOESERVE_RETURN_IF_ERROR(ReadSpecialTokens(dir, nullptr, ids, &vocab));
+  return CreateSpm(model_path, std::move(vocab));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadHfTokenizer(const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
+  std::error_code error;
+  if (!std::filesystem::exists(path, error) &&
+      std::filesystem::exists(dir + "/tokenizer.model", error)) {
+    return LoadHfSentencePieceModel(dir);
+  }
   MOESERVE_ASSIGN_OR_RETURN(const std::optional<Value> root, ReadJson(path, /*optional=*/false));
+  if (IsMetaspaceStyle(*root)) return LoadMetaspaceTokenizer(dir, path, *root);
   BpeVocab vocab;
   absl::flat_hash_map<std::string, int32_t> ids;
-  MOESERVE_RETURN_IF_ERROR(ReadModel(*root, path, &vocab, &ids));
+  MOESERVE_RETURN_IF_ERROR(ReadModel(*root, path, /*metaspace=*/false, &vocab, &ids));
   MOESERVE_RETURN_IF_ERROR(ReadPreTokenizer(*root, path, &vocab));
-  MOESERVE_RETURN_IF_ERROR(ReadSpecialTokens(dir, *root, ids, &vocab));
+  MOESERVE_RETURN_IF_ERROR(ReadSpecialTokens(dir, &*root, ids, &vocab));
   const std::string pre = vocab.pre;
   absl::StatusOr<std::unique_ptr<BpeTokenizer>> tokenizer = BpeTokenizer::Create(std::move(vocab));
   if (!tokenizer.ok()) {

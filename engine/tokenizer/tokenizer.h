@@ -37,6 +37,12 @@ class Tokenizer {
   virtual int32_t bos_id() const = 0;  // -1 when the model has none
   virtual int32_t eos_id() const = 0;
   virtual bool add_bos_token() const = 0;
+  // Whether the model's config asks for EOS after an encoded text (tokenizer_config.json
+  // add_eos_token); informational, Encode never adds it.
+  virtual bool add_eos_token() const { return false; }
+  // Whether Decode drops one space at the start of the text (SentencePiece's dummy prefix);
+  // IncrementalDetokenizer then does the same to the first text of a request.
+  virtual bool StripsLeadingSpace() const { return false; }
   // Every id that ends generation (eos and e.g. <|eot_id|> / <|im_end|>).
   virtual const std::vector<int32_t>& stop_ids() const = 0;
 };

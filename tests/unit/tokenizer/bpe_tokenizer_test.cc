@@ -373,7 +373,7 @@ TEST_F(SmolLm2Test, DecodeMatchesHuggingFaceAndRoundTrips) {
     // Without parse_special the markup is plain text, and still round-trips.
     EXPECT_EQ(tok_->Decode(tok_->Encode(text, false), false), text);
   }
-  EXPECT_LE(lossy, 2);
+  EXPECT_LE(lossy, 3);  // "a\x04b\x06c\x13d\x1d" and two texts with U+40000
   for (const nlohmann::json& c : Fixture()["decode_cases"]) {
     const std::vector<int32_t> ids = c["ids"];
     const std::string want = c["decoded"];
@@ -445,11 +445,11 @@ TEST(GgufTokenizerTest, LoadsTinyFile) {
 }
 
 TEST(GgufTokenizerTest, UnsupportedModelOrPreNamesFileAndValue) {
-  auto tok = LoadFromWriter("tiny_llama.gguf", TinyGguf("llama", "default"));
+  auto tok = LoadFromWriter("tiny_t5.gguf", TinyGguf("t5", "default"));
   ASSERT_FALSE(tok.ok());
   EXPECT_EQ(tok.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(tok.status().message()), HasSubstr("tiny_llama.gguf"));
-  EXPECT_THAT(std::string(tok.status().message()), HasSubstr("'llama'"));
+  EXPECT_THAT(std::string(tok.status().message()), HasSubstr("tiny_t5.gguf"));
+  EXPECT_THAT(std::string(tok.status().message()), HasSubstr("'t5'"));
 
   tok = LoadFromWriter("tiny_pre.gguf", TinyGguf("gpt2", "mystery"));
   ASSERT_FALSE(tok.ok());
