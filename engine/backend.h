@@ -6,6 +6,7 @@
 #define MOESERVE_ENGINE_BACKEND_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -50,10 +51,24 @@ struct AttentionParams {
   float scale = 0.0f;
 };
 
+// Memory on a backend's device, released when destroyed.
+class BackendBuffer {
+ public:
+  virtual ~BackendBuffer() = default;
+  virtual void* data() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+
+  // Uninitialised memory of `bytes` (> 0) on this backend's device, for weights,
+  // workspaces and the KV cache; allocated before serving, never in the step loop.
+  virtual std::unique_ptr<BackendBuffer> Allocate(int64_t bytes) = 0;
+
+  // Copies host memory of dst.num_bytes() bytes into dst (on this backend's device).
+  virtual void CopyFromHost(const void* src, Tensor dst) = 0;
 
   // out[i] = table[ids[i]]. table: [vocab, hidden]; out: [n, hidden].
   virtual void Embedding(const Tensor& table, absl::Span<const int32_t> ids, Tensor out) = 0;

@@ -1,6 +1,7 @@
 #include "engine/cpu_backend.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/logging.h"
@@ -29,7 +30,34 @@ cpu::RouterMathKind ToKernel(RouterMath math) {
   CheckFailed(__FILE__, __LINE__, "known RouterMath", "");
 }
 
+// 64-byte aligned host memory: whole cache lines, and aligned for any SIMD width.
+class HostBuffer : public BackendBuffer {
+ public:
+  explicit HostBuffer(int64_t bytes)
+      : data_(static_cast<char*>(
+            std::aligned_alloc(64, static_cast<size_t>((bytes + 63) / 64 * 64)))) {
+    CHECK(data_ != nullptr);
+  }
+  ~HostBuffer() override { std::free(data_); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  void* data() const override { return data_; }
+
+ private:
+  char* const data_;
+};
+
 }  // namespace
+
+std::unique_ptr<BackendBuffer> CpuBackend::Allocate(int64_t bytes) {
+  CHECK(bytes > 0);
+  return std::make_unique<HostBuffer>(bytes);
+}
+
+void CpuBackend::CopyFromHost(const void* src, Tensor dst) {
+  CHECK(dst.device() == Device::kCpu);
+  std::memcpy(dst.data(), src, dst.num_bytes());
+}
 
 CpuBackend::CpuBackend(int num_threads) {
   const int threads = num_threads > 0 ? num_threads : ThreadPool::DefaultNumThreads();
@@ -57,8 +85,8 @@ void CpuBackend::RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tenso
 
 void CpuBackend::AddRmsNorm(const Tensor& x, Tensor residual, const Tensor& weight, float eps,
                             Tensor out) {
-  CHECK(x.num_elements() == residual.num_elements() &&
-        out.num_elements() == x.num_elements() && x.row_size() == weight.num_elements());
+  CHECK(x.num_elements() == residual.num_elements() && out.num_elements() == x.num_elements() &&
+        x.row_size() == weight.num_elements());
   cpu::AddRmsNorm(x.data_as<float>(), residual.data_as<float>(), weight.data_as<float>(), eps,
                   x.num_rows(), x.row_size(), out.data_as<float>());
 }
@@ -104,8 +132,8 @@ void CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache, const Te
   }
   const cpu::AttentionShape shape{params.num_heads, params.num_kv_heads, params.head_dim,
                                   params.block_size, params.scale};
-  cpu::PagedAttention(q.data_as<float>(), k_cache.data_as<float>(), v_cache.data_as<float>(),
-                      seqs, shape, out.data_as<float>(), pool_.get());
+  cpu::PagedAttention(q.data_as<float>(), k_cache.data_as<float>(), v_cache.data_as<float>(), seqs,
+                      shape, out.data_as<float>(), pool_.get());
 }
 
 void CpuBackend::SiluAndMul(const Tensor& gate_up, Tensor out) {
@@ -202,10 +230,9 @@ void CpuBackend::MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expe
         permuted.num_rows() == pairs && permuted.row_size() == dim);
   const int32_t k = static_cast<int32_t>(topk_ids.row_size());
   row_pairs_.resize(pairs);
-  cpu::GroupByExpert(topk_ids.data_as<int32_t>(), pairs,
-                     static_cast<int32_t>(expert_offsets.num_elements() - 1),
-                     expert_offsets.data_as<int32_t>(), pair_rows.data_as<int32_t>(),
-                     row_pairs_.data());
+  cpu::GroupByExpert(
+      topk_ids.data_as<int32_t>(), pairs, static_cast<int32_t>(expert_offsets.num_elements() - 1),
+      expert_offsets.data_as<int32_t>(), pair_rows.data_as<int32_t>(), row_pairs_.data());
   for (int64_t row = 0; row < pairs; ++row) {
     std::memcpy(permuted.data_as<float>() + row * dim,
                 x.data_as<float>() + int64_t{row_pairs_[row] / k} * dim, dim * sizeof(float));
@@ -242,15 +269,13 @@ void CpuBackend::GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& e
   const int64_t n_dim = w.dim(1), k_dim = w.dim(2);
   const int32_t* offsets = expert_offsets.data_as<int32_t>();
   CHECK(expert_offsets.num_elements() == experts + 1 && x.row_size() == k_dim &&
-        y.row_size() == n_dim && offsets[experts] == x.num_rows() &&
-        y.num_rows() == x.num_rows());
+        y.row_size() == n_dim && offsets[experts] == x.num_rows() && y.num_rows() == x.num_rows());
   cpu::GroupedLinear(x.data_as<float>(), w.data_as<float>(), offsets, experts, k_dim, n_dim,
                      y.data_as<float>(), pool_.get());
 }
 
-void CpuBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows,
-                              const Tensor& topk_weights, float scale, Tensor out,
-                              bool accumulate) {
+void CpuBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows, const Tensor& topk_weights,
+                              float scale, Tensor out, bool accumulate) {
   CheckF32(y);
   CheckI32(pair_rows);
   CheckF32(out);
@@ -268,8 +293,8 @@ void CpuBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows,
   }
   pool_->ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
     cpu::MoeUnpermute(y.data_as<float>(), pair_rows.data_as<int32_t>() + begin * k,
-                      weighted ? topk_weights.data_as<float>() + begin * k : nullptr,
-                      end - begin, k, dim, scale, accumulate, out.data_as<float>() + begin * dim);
+                      weighted ? topk_weights.data_as<float>() + begin * k : nullptr, end - begin,
+                      k, dim, scale, accumulate, out.data_as<float>() + begin * dim);
   });
 }
 

@@ -18,6 +18,8 @@ class CpuBackend : public Backend {
   explicit CpuBackend(int num_threads);
 
   Device device() const override { return Device::kCpu; }
+  std::unique_ptr<BackendBuffer> Allocate(int64_t bytes) override;
+  void CopyFromHost(const void* src, Tensor dst) override;
   void Embedding(const Tensor& table, absl::Span<const int32_t> ids, Tensor out) override;
   void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override;
   void AddRmsNorm(const Tensor& x, Tensor residual, const Tensor& weight, float eps,
@@ -25,8 +27,8 @@ class CpuBackend : public Backend {
   void Linear(const Tensor& x, const Tensor& w, Tensor y, bool accumulate) override;
   void Rope(Tensor q, Tensor k, absl::Span<const int32_t> positions,
             const std::vector<float>& inv_freq, RopeLayout layout) override;
-  void WriteKv(const Tensor& k, const Tensor& v, absl::Span<const int32_t> slots,
-               Tensor k_cache, Tensor v_cache) override;
+  void WriteKv(const Tensor& k, const Tensor& v, absl::Span<const int32_t> slots, Tensor k_cache,
+               Tensor v_cache) override;
   void PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                       absl::Span<const BatchSequence> sequences, const AttentionParams& params,
                       Tensor out) override;
@@ -38,8 +40,8 @@ class CpuBackend : public Backend {
   void ScaleRowsBySigmoid(Tensor x, const Tensor& gate) override;
   void Route(const Tensor& logits, const RouterParams& params, Tensor topk_ids,
              Tensor topk_weights) override;
-  void MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expert_offsets,
-                  Tensor pair_rows, Tensor permuted) override;
+  void MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expert_offsets, Tensor pair_rows,
+                  Tensor permuted) override;
   void GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up, const Tensor& expert_offsets,
                          Tensor act) override;
   void GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& expert_offsets,

@@ -9,13 +9,16 @@
 #include <vector>
 
 #include "common/tensor.h"
+#include "engine/backend.h"
 #include "engine/model_config.h"
 
 namespace moeserve {
 
 class KvCache {
  public:
-  KvCache(const ModelConfig& config, int32_t num_blocks, int32_t block_size);
+  // The cache in `dtype` on `backend`'s device; host f32 memory when backend is null.
+  KvCache(const ModelConfig& config, int32_t num_blocks, int32_t block_size,
+          Backend* backend = nullptr, DType dtype = DType::kF32);
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
@@ -25,12 +28,14 @@ class KvCache {
   Tensor v(int layer) const { return v_[layer]; }
 
   // Bytes of K and V for one block across all layers, for sizing from a memory budget.
-  static int64_t BytesPerBlock(const ModelConfig& config, int32_t block_size);
+  static int64_t BytesPerBlock(const ModelConfig& config, int32_t block_size,
+                               DType dtype = DType::kF32);
 
  private:
   int32_t num_blocks_;
   int32_t block_size_;
-  std::unique_ptr<float[]> storage_;
+  std::unique_ptr<float[]> host_storage_;
+  std::unique_ptr<BackendBuffer> storage_;
   std::vector<Tensor> k_;
   std::vector<Tensor> v_;
 };

@@ -42,47 +42,61 @@ Model::Model(const ModelConfig& config, ModelWeights weights, Backend* backend,
     : config_(config),
       weights_(std::move(weights)),
       backend_(backend),
+      act_dtype_(weights_.embedding.dtype()),
       max_num_tokens_(max_num_tokens),
       max_num_sequences_(max_num_sequences),
       inv_freq_(
           cpu::RopeInvFrequencies(config.rope_theta, config.rotary_dim, config.rope_scaling)) {
+  CHECK(weights_.embedding.device() == backend->device());
   const int64_t n = max_num_tokens;
   const int64_t hidden = config.hidden_size;
   const int64_t q_width = int64_t{config.num_heads} * config.head_dim;
   const int64_t kv_width = int64_t{config.num_kv_heads} * config.head_dim;
-  residual_.resize(n * hidden);
-  normed_.resize(n * hidden);
-  qkv_.resize(n * (q_width + 2 * kv_width));
-  q_.resize(n * q_width);
-  k_.resize(n * kv_width);
-  v_.resize(n * kv_width);
-  attn_.resize(n * q_width);
-  proj_.resize(n * hidden);
-  gate_up_.resize(n * 2 * WidestDenseMlp(config));
-  act_.resize(n * WidestDenseMlp(config));
-  last_.resize(int64_t{max_num_sequences} * hidden);
+  const DType a = act_dtype_;
+  residual_ = Allocate(a, n * hidden);
+  normed_ = Allocate(a, n * hidden);
+  qkv_ = Allocate(a, n * (q_width + 2 * kv_width));
+  q_ = Allocate(a, n * q_width);
+  k_ = Allocate(a, n * kv_width);
+  v_ = Allocate(a, n * kv_width);
+  attn_ = Allocate(a, n * q_width);
+  proj_ = Allocate(a, n * hidden);
+  gate_up_ = Allocate(a, n * 2 * WidestDenseMlp(config));
+  act_ = Allocate(a, n * WidestDenseMlp(config));
+  last_ = Allocate(a, int64_t{max_num_sequences} * hidden);
+  if (backend->device() != Device::kCpu) {
+    logits_ = Allocate(DType::kF32, int64_t{max_num_sequences} * config.vocab_size);
+  }
   last_rows_.reserve(max_num_sequences);
   const MoeConfig& m = config.moe;
   if (m.num_experts > 0) {
     const int64_t pairs = n * m.top_k;
-    router_hidden_.resize(n * m.num_experts);
-    router_logits_.resize(n * m.num_experts);
-    topk_ids_.resize(pairs);
-    topk_weights_.resize(pairs);
-    offsets_.resize(m.num_experts + 1);
-    offsets_host_.resize(m.num_experts + 1);
-    pair_rows_.resize(pairs);
-    permuted_.resize(pairs * hidden);
-    expert_act_.resize(pairs * WidestExpert(config));
-    expert_out_.resize(pairs * hidden);
-    shared_gate_.resize(n);
+    router_hidden_ = Allocate(a, n * m.num_experts);
+    router_logits_ = Allocate(DType::kF32, n * m.num_experts);
+    topk_ids_ = Allocate(DType::kI32, pairs);
+    topk_weights_ = Allocate(DType::kF32, pairs);
+    offsets_ = Allocate(DType::kI32, int64_t{config.num_layers} * (m.num_experts + 1));
+    pair_rows_ = Allocate(DType::kI32, pairs);
+    permuted_ = Allocate(a, pairs * hidden);
+    expert_act_ = Allocate(a, pairs * WidestExpert(config));
+    expert_out_ = Allocate(a, pairs * hidden);
+    shared_gate_ = Allocate(a, n);
+    offsets_host_.resize(int64_t{config.num_layers} * (m.num_experts + 1));
     expert_counts_.assign(int64_t{config.num_layers} * m.num_experts, 0);
   }
 }
 
-Tensor Model::View(std::vector<float>& buffer, int64_t rows, int64_t cols) {
-  CHECK(rows * cols <= static_cast<int64_t>(buffer.size()));
-  return Tensor(buffer.data(), DType::kF32, {rows, cols});
+Model::Buffer Model::Allocate(DType dtype, int64_t elements) {
+  Buffer buffer;
+  buffer.dtype = dtype;
+  buffer.elements = elements;
+  buffer.memory = backend_->Allocate(std::max<int64_t>(1, elements) * DTypeRowBytes(dtype, 1));
+  return buffer;
+}
+
+Tensor Model::View(const Buffer& buffer, int64_t rows, int64_t cols) const {
+  CHECK(rows * cols <= buffer.elements);
+  return Tensor(buffer.memory->data(), buffer.dtype, {rows, cols}, backend_->device());
 }
 
 void Model::DenseMlp(const Tensor& x, const Tensor& gate_up, const Tensor& down, Tensor out) {
@@ -104,7 +118,7 @@ void Model::MoeMlp(int32_t layer, const Tensor& normed, Tensor out) {
   const int64_t pairs = n * m.top_k;
   const int64_t inter = w.experts_down.row_size();
 
-  // Route: router logits, then k (expert, weight) pairs per token.
+  // Route: router logits (f32), then k (expert, weight) pairs per token.
   Tensor logits = View(router_logits_, n, experts);
   if (w.router_out.data() != nullptr) {
     // LLaMA-MoE's gate network: W2 · tanh(W1 · x).
@@ -115,13 +129,15 @@ void Model::MoeMlp(int32_t layer, const Tensor& normed, Tensor out) {
   } else {
     backend_->Linear(normed, w.router, logits);
   }
-  Tensor ids(topk_ids_.data(), DType::kI32, {n, m.top_k});
-  Tensor weights(topk_weights_.data(), DType::kF32, {n, m.top_k});
+  Tensor ids = View(topk_ids_, n, m.top_k);
+  Tensor weights = View(topk_weights_, n, m.top_k);
   backend_->Route(logits, RouterParamsOf(m), ids, weights);
 
-  // Permute, the experts' grouped GEMMs, and back.
-  Tensor offsets(offsets_.data(), DType::kI32, {experts + 1});
-  Tensor pair_rows(pair_rows_.data(), DType::kI32, {pairs});
+  // Permute, the experts' grouped GEMMs, and back. Each layer keeps its offsets row, so
+  // the per-expert counts of the whole step come back in one copy.
+  Tensor offsets(static_cast<int32_t*>(offsets_.memory->data()) + layer * (experts + 1),
+                 DType::kI32, {experts + 1}, backend_->device());
+  Tensor pair_rows = View(pair_rows_, 1, pairs);
   Tensor permuted = View(permuted_, pairs, hidden);
   backend_->MoePermute(normed, ids, offsets, pair_rows, permuted);
   Tensor act = View(expert_act_, pairs, inter);
@@ -143,11 +159,6 @@ void Model::MoeMlp(int32_t layer, const Tensor& normed, Tensor out) {
   const bool weighted = m.multiply_gate_scores;
   backend_->MoeUnpermute(expert_out, pair_rows, weighted ? weights : Tensor(),
                          weighted ? config_.ScoreScaleFactor(layer) : 1.0f, out, shared);
-
-  // The per-expert counts for metrics: one small copy per layer per step.
-  int32_t* counts = expert_counts_.data() + int64_t{layer} * experts;
-  backend_->CopyToHost(offsets, offsets_host_.data());
-  for (int64_t e = 0; e < experts; ++e) counts[e] = offsets_host_[e + 1] - offsets_host_[e];
 }
 
 void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits) {
@@ -170,10 +181,11 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
   Tensor q = View(q_, n, q_width);
   Tensor k = View(k_, n, kv_width);
   Tensor v = View(v_, n, kv_width);
-  Tensor q_heads(q_.data(), DType::kF32, {n, c.num_heads, c.head_dim});
-  Tensor k_heads(k_.data(), DType::kF32, {n, c.num_kv_heads, c.head_dim});
+  const Device device = backend_->device();
+  Tensor q_heads(q_.memory->data(), act_dtype_, {n, c.num_heads, c.head_dim}, device);
+  Tensor k_heads(k_.memory->data(), act_dtype_, {n, c.num_kv_heads, c.head_dim}, device);
   Tensor attn = View(attn_, n, q_width);
-  Tensor attn_heads(attn_.data(), DType::kF32, {n, c.num_heads, c.head_dim});
+  Tensor attn_heads(attn_.memory->data(), act_dtype_, {n, c.num_heads, c.head_dim}, device);
   Tensor proj = View(proj_, n, hidden);
 
   backend_->Embedding(weights_.embedding, batch.token_ids, residual);
@@ -216,7 +228,25 @@ void Model::Forward(const ForwardBatch& batch, KvCache* kv_cache, float* logits)
   }
   Tensor last = View(last_, num_seqs, hidden);
   backend_->GatherRows(normed, last_rows_, last);
-  backend_->Linear(last, weights_.lm_head, Tensor(logits, DType::kF32, {num_seqs, c.vocab_size}));
+  if (device == Device::kCpu) {
+    backend_->Linear(last, weights_.lm_head, Tensor(logits, DType::kF32, {num_seqs, c.vocab_size}));
+  } else {
+    Tensor device_logits = View(logits_, num_seqs, c.vocab_size);
+    backend_->Linear(last, weights_.lm_head, device_logits);
+    backend_->CopyToHost(device_logits, logits);
+  }
+
+  // The per-expert counts of every layer: one small copy per step.
+  if (c.moe.num_experts > 0) {
+    const int64_t experts = c.moe.num_experts;
+    backend_->CopyToHost(View(offsets_, c.num_layers, experts + 1), offsets_host_.data());
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      const int32_t* row = offsets_host_.data() + l * (experts + 1);
+      for (int64_t e = 0; e < experts; ++e) {
+        expert_counts_[l * experts + e] = c.IsMoeLayer(l) ? row[e + 1] - row[e] : 0;
+      }
+    }
+  }
 }
 
 }  // namespace moeserve

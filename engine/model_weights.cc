@@ -602,6 +602,61 @@ absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const Mod
   return weights;
 }
 
+ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType dtype) {
+  CHECK(dtype == DType::kF32 || dtype == DType::kBF16);
+  ModelWeights out;
+  out.num_parameters = weights.num_parameters;
+  std::vector<uint16_t> narrow;
+  auto upload = [&](const Tensor& t) -> Tensor {
+    if (t.data() == nullptr) return Tensor();
+    CHECK(t.dtype() == DType::kF32 && t.device() == Device::kCpu);
+    const int64_t n = t.num_elements();
+    out.device_storage.push_back(backend->Allocate(n * DTypeRowBytes(dtype, 1)));
+    void* data = out.device_storage.back()->data();
+    const Device device = backend->device();
+    CHECK(t.ndim() >= 1 && t.ndim() <= 3);
+    const Tensor copy = t.ndim() == 1 ? Tensor(data, dtype, {t.dim(0)}, device)
+                        : t.ndim() == 2
+                            ? Tensor(data, dtype, {t.dim(0), t.dim(1)}, device)
+                            : Tensor(data, dtype, {t.dim(0), t.dim(1), t.dim(2)}, device);
+    if (dtype == DType::kF32) {
+      backend->CopyFromHost(t.data(), copy);
+    } else {
+      narrow.resize(n);
+      const float* src = t.data_as<float>();
+      for (int64_t i = 0; i < n; ++i) narrow[i] = F32ToBF16(src[i]);
+      backend->CopyFromHost(narrow.data(), copy);
+    }
+    return copy;
+  };
+  out.embedding = upload(weights.embedding);
+  for (const LayerWeights& l : weights.layers) {
+    LayerWeights d;
+    d.attn_norm = upload(l.attn_norm);
+    d.qkv = upload(l.qkv);
+    d.qkv_bias = upload(l.qkv_bias);
+    d.q_norm = upload(l.q_norm);
+    d.k_norm = upload(l.k_norm);
+    d.o_proj = upload(l.o_proj);
+    d.o_bias = upload(l.o_bias);
+    d.ffn_norm = upload(l.ffn_norm);
+    d.gate_up = upload(l.gate_up);
+    d.down_proj = upload(l.down_proj);
+    d.moe.router = upload(l.moe.router);
+    d.moe.router_out = upload(l.moe.router_out);
+    d.moe.experts_gate_up = upload(l.moe.experts_gate_up);
+    d.moe.experts_down = upload(l.moe.experts_down);
+    d.moe.shared_gate_up = upload(l.moe.shared_gate_up);
+    d.moe.shared_down = upload(l.moe.shared_down);
+    d.moe.shared_gate = upload(l.moe.shared_gate);
+    out.layers.push_back(d);
+  }
+  out.final_norm = upload(weights.final_norm);
+  out.lm_head =
+      weights.lm_head.data() == weights.embedding.data() ? out.embedding : upload(weights.lm_head);
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<TensorSource>> OpenHfCheckpoint(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

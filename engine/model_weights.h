@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/tensor.h"
+#include "engine/backend.h"
 #include "engine/loaders/gguf_reader.h"
 #include "engine/loaders/tensor_source.h"
 #include "engine/model_config.h"
@@ -59,7 +60,8 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   Tensor final_norm;                              // [hidden]
   Tensor lm_head;                                 // [vocab, hidden]; the embedding itself when tied
-  std::vector<std::unique_ptr<float[]>> storage;  // owns what the views point to
+  std::vector<std::unique_ptr<float[]>> storage;  // owns what host views point to
+  std::vector<std::unique_ptr<BackendBuffer>> device_storage;  // and what device views do
   int64_t num_parameters = 0;
 };
 
@@ -80,6 +82,10 @@ absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const Mod
 // model.safetensors.index.json or any *.safetensors, else pytorch_model*.bin (through
 // pytorch_model.bin.index.json when present). NotFound naming `dir` when it holds neither.
 absl::StatusOr<std::unique_ptr<TensorSource>> OpenHfCheckpoint(const std::string& dir);
+
+// A copy of host f32 `weights` on `backend`'s device in `dtype` (kF32 or kBF16, rounded to
+// nearest even), tensor for tensor; a tied lm_head stays the embedding.
+ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType dtype);
 
 // Undoes llama.cpp's q/k row permutation for one [num_heads * head_dim, cols] matrix:
 // GGUF row (h, i, s) holds Hugging Face row (h, s, i) for i < head_dim/2, s in {0, 1}.
