@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Packs the GPU test binaries of a CUDA build for a machine that has the NVIDIA driver and
+# CUDA's libraries but none of our build dependencies (Abseil, spdlog, GoogleTest, OpenBLAS,
+# ICU): stripped binaries plus every shared library they need except glibc's and cuBLAS's
+# (those come from the target machine, /usr/local/cuda/lib64). Usage:
+#   scripts/gpu_test_bundle.sh BUILD_DIR OUT.tar.xz [test ...]
+# On the GPU machine:
+#   mkdir -p /tmp/g && tar -xJf OUT.tar.xz -C /tmp/g
+#   export LD_LIBRARY_PATH=/tmp/g/lib:/usr/local/cuda/lib64
+#   for t in /tmp/g/bin/*; do "$t" || echo "FAILED: $t"; done
+set -euo pipefail
+build_dir=${1:?build dir}
+out=${2:?output .tar.xz}
+shift 2
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then
+  tests=(cuda_device_test cuda_ops_test cuda_attention_test cuda_moe_test)
+fi
+cmake --build "$build_dir" -j"$(nproc)" --target "${tests[@]}"
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+for t in "${tests[@]}"; do
+  strip -o "$stage/bin/$t" "$build_dir/tests/gpu/$t"
+done
+for t in "$stage"/bin/*; do ldd "$t" | awk '$3 ~ /^\// {print $3}'; done | sort -u |
+  grep -v -E '/(libc|libm|libpthread|libdl|librt)\.so|ld-linux|libcublas' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+XZ_OPT=-1 tar -cJf "$out" -C "$stage" bin lib
+echo "wrote $out ($(du -h "$out" | cut -f1))"
