@@ -352,16 +352,21 @@ void CudaBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows, const T
                                float scale, Tensor out, bool accumulate) {
   CheckFloat(y);
   CheckType(pair_rows, DType::kI32);
-  CheckType(topk_weights, DType::kF32);
   CheckFloat(out);
   const int64_t n = out.num_rows(), dim = out.row_size();
-  const int32_t k = static_cast<int32_t>(topk_weights.row_size());
-  CHECK(topk_weights.num_rows() == n && pair_rows.num_elements() == n * k &&
-        y.num_rows() == n * k && y.row_size() == dim);
-  cuda::MoeUnpermute(
-      {y.data(), y.dtype(), pair_rows.data_as<int32_t>(), topk_weights.data_as<float>(), out.data(),
-       out.dtype(), n, k, dim, scale, accumulate},
-      stream_);
+  CHECK(n > 0 && pair_rows.num_elements() % n == 0);
+  const int32_t k = static_cast<int32_t>(pair_rows.num_elements() / n);
+  // An empty weights tensor means weights of 1 (LLaMA-MoE without multiply_gate_scores).
+  const bool weighted = topk_weights.data() != nullptr;
+  if (weighted) {
+    CheckType(topk_weights, DType::kF32);
+    CHECK(topk_weights.num_rows() == n && topk_weights.row_size() == k);
+  }
+  CHECK(y.num_rows() == n * k && y.row_size() == dim);
+  cuda::MoeUnpermute({y.data(), y.dtype(), pair_rows.data_as<int32_t>(),
+                      weighted ? topk_weights.data_as<float>() : nullptr, out.data(), out.dtype(),
+                      n, k, dim, scale, accumulate},
+                     stream_);
 }
 
 void CudaBackend::CopyToHost(const Tensor& src, void* dst) {

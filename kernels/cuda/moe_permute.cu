@@ -85,7 +85,7 @@ __global__ void UnpermuteKernel(UnpermuteArgs a) {
   for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) {
     float acc = a.accumulate ? ToF32(out[i]) : 0.0f;
     for (int j = 0; j < a.k; ++j) {
-      const float w = a.scale * a.weights[t * a.k + j];
+      const float w = a.weights == nullptr ? a.scale : a.scale * a.weights[t * a.k + j];
       acc += w * ToF32(y[int64_t{a.pair_rows[t * a.k + j]} * a.dim + i]);
     }
     out[i] = FromF32<O>(acc);

@@ -29,7 +29,7 @@ struct UnpermuteArgs {
   const void* y = nullptr;  // [n * k, dim] of y_type
   DType y_type = DType::kBF16;
   const int32_t* pair_rows = nullptr;  // [n * k]
-  const float* weights = nullptr;      // [n, k]
+  const float* weights = nullptr;      // [n, k]; null for weights of 1
   void* out = nullptr;                 // [n, dim] of out_type
   DType out_type = DType::kBF16;
   int64_t n = 0;

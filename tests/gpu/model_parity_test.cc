@@ -1,8 +1,9 @@
 // The whole model on the CUDA backend against the CPU backend: every tiny family fixture
 // (tests/fixtures/tiny_moe, tiny_llama) and the real SmolLM2, the same host weights
-// uploaded to the device. In f32 the GPU must give the CPU's logits closely and the same
-// greedy tokens; in bf16 (the serving dtype) logits within bf16 error and the same first
-// greedy tokens. Skips without a device.
+// uploaded to the device. Dense models also run in f32 on the GPU, which must give the
+// CPU's logits closely and the same greedy tokens; every model runs in bf16 (the serving
+// dtype): first-step logits within bf16 error and the same first greedy token (later
+// tokens may part ways at near-ties; how many agree is printed). Skips without a device.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -67,7 +68,7 @@ struct Trace {
   std::vector<std::vector<std::vector<float>>> logits;  // [prompt][step][vocab]
 };
 
-Trace Run(Model& model, KvCache& cache, const std::vector<std::vector<int32_t>>& prompts) {
+Trace RunGreedy(Model& model, KvCache& cache, const std::vector<std::vector<int32_t>>& prompts) {
   const int32_t vocab = model.config().vocab_size;
   const size_t n = prompts.size();
   const int32_t blocks_per_seq = cache.num_blocks() / static_cast<int32_t>(n);
@@ -152,13 +153,14 @@ TEST_P(ModelParityTest, CudaMatchesCpu) {
   CudaBackend gpu(0);
   Model cpu_model(host.config, UploadWeights(host.weights, &cpu, DType::kF32), &cpu, 64, 4);
   KvCache cpu_cache(host.config, blocks, kBlockSize);
-  const Trace want = Run(cpu_model, cpu_cache, prompts);
+  const Trace want = RunGreedy(cpu_model, cpu_cache, prompts);
 
-  // f32 on the GPU: the same greedy tokens, logits within summation-order noise.
-  {
+  // f32 on the GPU (dense models: the grouped GEMM runs on bf16 tensor cores only): the
+  // same greedy tokens, logits within summation-order noise.
+  if (host.config.moe.num_experts == 0) {
     Model model(host.config, UploadWeights(host.weights, &gpu, DType::kF32), &gpu, 64, 4);
     KvCache cache(host.config, blocks, kBlockSize, &gpu, DType::kF32);
-    const Trace got = Run(model, cache, prompts);
+    const Trace got = RunGreedy(model, cache, prompts);
     double worst = 0.0;
     for (size_t s = 0; s < prompts.size(); ++s) {
       EXPECT_EQ(got.tokens[s], want.tokens[s]) << GetParam() << " f32 prompt " << s;
@@ -174,7 +176,7 @@ TEST_P(ModelParityTest, CudaMatchesCpu) {
   {
     Model model(host.config, UploadWeights(host.weights, &gpu, DType::kBF16), &gpu, 64, 4);
     KvCache cache(host.config, blocks, kBlockSize, &gpu, DType::kBF16);
-    const Trace got = Run(model, cache, prompts);
+    const Trace got = RunGreedy(model, cache, prompts);
     for (size_t s = 0; s < prompts.size(); ++s) {
       const std::vector<float>& ref = want.logits[s][0];
       double norm = 0.0, err = 0.0;
