@@ -11,6 +11,9 @@
 namespace moeserve {
 namespace {
 
+// The most experts over all layers a GGUF may declare (see ModelConfigFromGguf).
+constexpr int64_t kMaxLayerExperts = int64_t{1} << 22;
+
 // Reads an integer key that must be positive and fit in int32.
 absl::StatusOr<int32_t> PositiveInt(const gguf::GgufFile& file, const std::string& key) {
   absl::StatusOr<int64_t> value = file.GetInt(key);
@@ -244,6 +247,14 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const gguf::GgufFile& file) {
       if (file.Find(arch + "expert_feed_forward_length") != nullptr) {
         MOESERVE_ASSIGN_OR_RETURN(expert_size,
                                   PositiveInt(file, arch + "expert_feed_forward_length"));
+      }
+      // The per-layer table is allocated before Validate() looks at it: bound it as
+      // hf_config.cc does (the largest MoE models have tens of thousands of experts in all).
+      if (int64_t{config.num_layers} * m.num_experts > kMaxLayerExperts) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(file.path(), ": ", m.num_experts, " experts (", arch,
+                         "expert_count) in each of ", config.num_layers,
+                         " layers is more than moeserve supports (", kMaxLayerExperts, " in all)"));
       }
       m.expert_intermediate_sizes.assign(config.num_layers,
                                          std::vector<int32_t>(m.num_experts, expert_size));

@@ -157,10 +157,9 @@ absl::Status ReadRope(const ConfigReader& r, const FamilyDefaults& d, ModelConfi
   if (params != nullptr) {
     MOESERVE_ASSIGN_OR_RETURN(theta, r.Double("rope_theta", theta, params));
   }
-  if (c->family == ModelFamily::kLlamaMoe) {
-    // LLaMA-MoE's LlamaRotaryEmbedding is built with its default base whatever the config.
-    theta = 10000.0;
-  }
+  // LLaMA-MoE's own LlamaRotaryEmbedding always uses base 10000 (its default above) and its
+  // checkpoints state no rope_theta; one that does (moeserve-convert split of a model with
+  // another base) is honoured, so the converted model computes what its source did.
   if (!(theta > 0.0)) return r.Error("rope_theta", "must be positive");
   c->rope_theta = static_cast<float>(theta);
 
@@ -234,8 +233,23 @@ absl::Status RejectUnsupported(const ConfigReader& r, const ModelConfig& c) {
   return absl::OkStatus();
 }
 
+// Sizes allocated from config counts before anything else checks them are bounded: the
+// deepest models have a few hundred layers and the largest MoE ones tens of thousands of
+// experts over all layers.
+constexpr int32_t kMaxLayers = 1 << 16;
+constexpr int64_t kMaxLayerExperts = int64_t{1} << 22;
+
+std::pair<const char*, const char*> MoeKeys(ModelFamily family);
+
 // REQUIRES: c.moe.num_experts and the family's layer rule are read.
-std::vector<std::vector<int32_t>> UniformExperts(const ModelConfig& c, int32_t size) {
+absl::StatusOr<std::vector<std::vector<int32_t>>> UniformExperts(const ConfigReader& r,
+                                                                 const ModelConfig& c,
+                                                                 int32_t size) {
+  if (int64_t{c.num_layers} * c.moe.num_experts > kMaxLayerExperts) {
+    return r.Error(MoeKeys(c.family).first,
+                   Cat("= ", c.moe.num_experts, " experts in each of ", c.num_layers,
+                       " layers is more than moeserve supports (", kMaxLayerExperts, " in all)"));
+  }
   std::vector<std::vector<int32_t>> sizes(c.num_layers);
   if (c.moe.num_experts <= 0) return sizes;  // ReadMoe reports the count
   for (int layer = 0; layer < c.num_layers; ++layer) {
@@ -293,7 +307,8 @@ absl::Status ReadLlamaMoe(const ConfigReader& r, ModelConfig* c) {
                                               " is not divisible by num_experts = ", m.num_experts,
                                               " and size_experts is absent"));
     }
-    m.expert_intermediate_sizes = UniformExperts(*c, c->intermediate_size / m.num_experts);
+    MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes,
+                              UniformExperts(r, *c, c->intermediate_size / m.num_experts));
     return absl::OkStatus();
   }
   if (!sizes->is_array() || static_cast<int64_t>(sizes->as_array().size()) != c->num_layers) {
@@ -370,14 +385,16 @@ absl::Status ReadMoeFamily(const ConfigReader& r, ModelConfig* c) {
       m.num_experts = experts;
       MOESERVE_ASSIGN_OR_RETURN(m.top_k, r.Int("num_experts_per_tok", 2));
       m.norm_topk_prob = true;
-      m.expert_intermediate_sizes = UniformExperts(*c, c->intermediate_size);
+      MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes,
+                                UniformExperts(r, *c, c->intermediate_size));
       return absl::OkStatus();
     }
     case ModelFamily::kMixtral: {
       MOESERVE_ASSIGN_OR_RETURN(m.num_experts, r.Int("num_local_experts", 8));
       MOESERVE_ASSIGN_OR_RETURN(m.top_k, r.Int("num_experts_per_tok", 2));
       m.norm_topk_prob = true;
-      m.expert_intermediate_sizes = UniformExperts(*c, c->intermediate_size);
+      MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes,
+                                UniformExperts(r, *c, c->intermediate_size));
       return absl::OkStatus();
     }
     case ModelFamily::kLlamaMoe:
@@ -410,7 +427,7 @@ absl::Status ReadMoeFamily(const ConfigReader& r, ModelConfig* c) {
         m.shared_expert_gate = false;
         return absl::OkStatus();
       }
-      m.expert_intermediate_sizes = UniformExperts(*c, expert_size);
+      MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes, UniformExperts(r, *c, expert_size));
       return absl::OkStatus();
     }
     case ModelFamily::kDeepseek: {
@@ -431,15 +448,22 @@ absl::Status ReadMoeFamily(const ConfigReader& r, ModelConfig* c) {
       }
       MOESERVE_ASSIGN_OR_RETURN(int32_t expert_size, r.Int("moe_intermediate_size", 1407));
       MOESERVE_ASSIGN_OR_RETURN(m.num_shared_experts, r.Int("n_shared_experts", 0));
-      m.shared_expert_intermediate_size = m.num_shared_experts * expert_size;
-      m.expert_intermediate_sizes = UniformExperts(*c, expert_size);
+      // Both are within +-2^30, so the product fits int64 but not always int32.
+      const int64_t shared_size = int64_t{m.num_shared_experts} * expert_size;
+      if (shared_size < 0 || shared_size > (int64_t{1} << 30)) {
+        return r.Error("n_shared_experts",
+                       Cat("* moe_intermediate_size = ", shared_size, " is out of range"));
+      }
+      m.shared_expert_intermediate_size = static_cast<int32_t>(shared_size);
+      MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes, UniformExperts(r, *c, expert_size));
       return absl::OkStatus();
     }
     case ModelFamily::kOlmoe: {
       MOESERVE_ASSIGN_OR_RETURN(m.num_experts, r.Int("num_experts", 64));
       MOESERVE_ASSIGN_OR_RETURN(m.top_k, r.Int("num_experts_per_tok", 8));
       MOESERVE_ASSIGN_OR_RETURN(m.norm_topk_prob, r.Bool("norm_topk_prob", false));
-      m.expert_intermediate_sizes = UniformExperts(*c, c->intermediate_size);
+      MOESERVE_ASSIGN_OR_RETURN(m.expert_intermediate_sizes,
+                                UniformExperts(r, *c, c->intermediate_size));
       return absl::OkStatus();
     }
   }
@@ -481,6 +505,10 @@ absl::StatusOr<ModelConfig> FromJson(const Json& root, const std::string& source
                             {"num_hidden_layers", c.num_layers},
                             {"num_attention_heads", c.num_heads}}) {
     if (value <= 0) return r.Error(key, Cat("= ", value, " must be positive"));
+  }
+  if (c.num_layers > kMaxLayers) {
+    return r.Error("num_hidden_layers",
+                   Cat("= ", c.num_layers, " is more than moeserve supports (", kMaxLayers, ")"));
   }
   if (root.Find("num_key_value_heads") == nullptr && d->kv_heads > 0) {
     c.num_kv_heads = d->kv_heads;  // a class default, not num_attention_heads

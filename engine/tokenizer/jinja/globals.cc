@@ -10,6 +10,7 @@
 #include "common/absl_strings.h"
 #include "engine/tokenizer/jinja/builtins.h"
 #include "engine/tokenizer/jinja/errors.h"
+#include "engine/tokenizer/jinja/interpreter.h"
 
 namespace moeserve::jinja {
 namespace {
@@ -60,6 +61,8 @@ class NamespaceObject : public Object {
     MOESERVE_ASSIGN_OR_RETURN(std::string attrs, jinja::Repr(Value::FromDict(attrs_)));
     return Cat("<Namespace ", attrs, ">");
   }
+
+  void ReleaseReferences() override { attrs_ = Dict(); }
 
  private:
   Dict attrs_;
@@ -124,9 +127,10 @@ absl::StatusOr<Value> DictFn(Interpreter&, const Value&, const CallArgs& args) {
   return Value::FromDict(std::move(dict));
 }
 
-absl::StatusOr<Value> NamespaceFn(Interpreter&, const Value&, const CallArgs& args) {
+absl::StatusOr<Value> NamespaceFn(Interpreter& interpreter, const Value&, const CallArgs& args) {
   MOESERVE_ASSIGN_OR_RETURN(Dict attrs, BuildDict("namespace", args));
   auto ns = std::make_shared<NamespaceObject>(Dict());
+  interpreter.TrackCycles(ns);
   for (const auto& [key, value] : attrs.entries()) {
     if (!key.is_string()) return RenderError("namespace attribute names must be strings");
     MOESERVE_RETURN_IF_ERROR(ns->SetAttr(key.str(), value));

@@ -94,6 +94,7 @@ class MacroObject : public Object {
   absl::StatusOr<Value> Call(const CallArgs& args, Interpreter& interpreter) override {
     return interpreter.InvokeMacro(*macro_, closure_, args);
   }
+  void ReleaseReferences() override { closure_.reset(); }
 
  private:
   const ast::Macro* macro_;
@@ -131,6 +132,13 @@ Interpreter::Interpreter(const Value& variables) {
     for (const auto& [key, value] : variables.dict().entries()) {
       if (key.is_string()) root_->Set(key.str(), value);
     }
+  }
+}
+
+Interpreter::~Interpreter() {
+  // Values never outlive the render, so every cycle it made can be cut now.
+  for (const std::weak_ptr<Object>& weak : cyclic_) {
+    if (std::shared_ptr<Object> object = weak.lock()) object->ReleaseReferences();
   }
 }
 
@@ -254,7 +262,9 @@ absl::StatusOr<Interpreter::Flow> Interpreter::Exec(const ast::Stmt& stmt, const
     }
     case ast::StmtKind::kMacro: {
       const auto& node = As<ast::Macro>(stmt);
-      scope->Set(node.name, Value::FromObject(std::make_shared<MacroObject>(&node, scope)));
+      auto macro = std::make_shared<MacroObject>(&node, scope);
+      TrackCycles(macro);
+      scope->Set(node.name, Value::FromObject(std::move(macro)));
       return Flow::kNormal;
     }
     case ast::StmtKind::kFilterBlock: {

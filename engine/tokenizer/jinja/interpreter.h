@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -37,6 +38,7 @@ class Interpreter {
  public:
   // `variables` must be a dict: the names the template sees besides the builtin globals.
   explicit Interpreter(const Value& variables);
+  ~Interpreter();
 
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
@@ -49,6 +51,10 @@ class Interpreter {
   // Runs a macro body with its arguments bound; returns what it rendered.
   absl::StatusOr<Value> InvokeMacro(const ast::Macro& macro, const ScopePtr& closure,
                                     const CallArgs& args);
+
+  // Registers an object that may close a reference cycle (see Object::ReleaseReferences);
+  // the destructor releases its references.
+  void TrackCycles(const std::shared_ptr<Object>& object) { cyclic_.push_back(object); }
 
  private:
   enum class Flow { kNormal, kBreak, kContinue };
@@ -70,6 +76,7 @@ class Interpreter {
 
   ScopePtr root_;
   int call_depth_ = 0;
+  std::vector<std::weak_ptr<Object>> cyclic_;
 };
 
 }  // namespace moeserve::jinja

@@ -362,6 +362,9 @@ absl::StatusOr<Value> StrSplitLines(Interpreter&, const Value& self, const CallA
 
 enum class Justify { kLeft, kRight, kCenter };
 
+// The most fill characters ljust/rjust/center add: operators.cc's bound on 'a' * n.
+constexpr int64_t kMaxPadding = int64_t{1} << 26;
+
 absl::StatusOr<Value> Pad(const Value& self, const CallArgs& call, std::string_view name,
                           Justify justify) {
   MOESERVE_ASSIGN_OR_RETURN(Args args, BindArgs(name, call, {"width", "fillchar"}));
@@ -377,6 +380,7 @@ absl::StatusOr<Value> Pad(const Value& self, const CallArgs& call, std::string_v
   const std::string& s = self.str();
   const int64_t marg = width - static_cast<int64_t>(unicode::Length(s));
   if (marg <= 0) return Value::String(s);
+  if (marg > kMaxPadding) return RenderUnsupported(Cat("str.", name, "() width too large"));
   int64_t left = justify == Justify::kLeft ? 0 : justify == Justify::kRight ? marg : 0;
   if (justify == Justify::kCenter) left = marg / 2 + (marg & width & 1);
   std::string out;

@@ -15,6 +15,10 @@
 namespace moeserve::jinja {
 namespace {
 
+// Widths and precisions beyond this are refused (they would overflow `int` while parsed,
+// and build strings as large as operators.cc's bound on 'a' * n).
+constexpr int kMaxWidth = 1 << 26;
+
 struct Spec {
   bool left = false;   // -
   bool plus = false;   // +
@@ -136,6 +140,7 @@ absl::StatusOr<std::string> PercentFormat(std::string_view format, const std::ve
     if (i < format.size() && format[i] == '*') return RenderUnsupported("* width in % format");
     while (i < format.size() && format[i] >= '0' && format[i] <= '9') {
       spec.width = spec.width * 10 + (format[i++] - '0');
+      if (spec.width > kMaxWidth) return RenderUnsupported("width too large in % format");
     }
     if (i < format.size() && format[i] == '.') {
       ++i;
@@ -144,6 +149,9 @@ absl::StatusOr<std::string> PercentFormat(std::string_view format, const std::ve
       spec.precision = 0;
       while (i < format.size() && format[i] >= '0' && format[i] <= '9') {
         spec.precision = spec.precision * 10 + (format[i++] - '0');
+        if (spec.precision > kMaxWidth) {
+          return RenderUnsupported("precision too large in % format");
+        }
       }
     }
     while (i < format.size() && (format[i] == 'h' || format[i] == 'l' || format[i] == 'L')) ++i;

@@ -388,6 +388,11 @@ absl::StatusOr<Value> Batch(Interpreter&, const Value& v, const CallArgs& call) 
   }
   const size_t linecount = static_cast<size_t>(args[0]->int_value());
   MOESERVE_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(v));
+  // fill_with pads the last batch to `linecount` items: bounded as operators.cc bounds
+  // [x] * n.
+  if (args[1].has_value() && !args[1]->is_none() && linecount > (size_t{1} << 26)) {
+    return RenderUnsupported("batch() linecount too large");
+  }
   std::vector<Value> out;
   std::vector<Value> tmp;
   for (Value& item : items) {

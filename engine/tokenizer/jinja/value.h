@@ -150,6 +150,10 @@ class Object {
   virtual bool is_callable() const { return false; }
   virtual absl::StatusOr<Value> Call(const CallArgs& args, Interpreter& interpreter);
   virtual absl::StatusOr<std::string> Repr() const;
+  // Drops the values this object holds. Objects that can close a reference cycle (a macro
+  // holds the scope it is stored in; a namespace can hold itself) are registered with
+  // Interpreter::TrackCycles, which calls this when the render ends so the cycle is freed.
+  virtual void ReleaseReferences() {}
 };
 
 bool Truthy(const Value& v);                  // Python bool()

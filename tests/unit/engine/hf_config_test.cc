@@ -296,6 +296,20 @@ TEST(HfConfigErrorTest, InconsistentValues) {
                       "\"num_experts_per_tok\": 2, \"num_key_value_heads\": 16"),
               {"'scoring_func'"});
   ExpectError(Minimal("qwen2_moe", "\"mlp_only_layers\": [7]"), {"mlp_only_layers", "7"});
+  // Found by tests/fuzz: the shared experts' total size overflowed int32.
+  ExpectError(Minimal("deepseek",
+                      "\"n_routed_experts\": 4, \"num_experts_per_tok\": 2, "
+                      "\"n_shared_experts\": 22, \"moe_intermediate_size\": 100000000, "
+                      "\"num_key_value_heads\": 16"),
+              {"'n_shared_experts'", "2200000000", "out of range"});
+  // And 10^8 layers (or 2^29 experts per layer) sized per-layer tables to gigabytes.
+  ExpectError(
+      "{\"model_type\": \"mixtral\", \"vocab_size\": 1000, \"hidden_size\": 256, "
+      "\"intermediate_size\": 128, \"num_hidden_layers\": 100000000, "
+      "\"num_attention_heads\": 16}",
+      {"'num_hidden_layers'", "100000000", "more than moeserve supports"});
+  ExpectError(Minimal("mixtral", "\"num_local_experts\": 536870912"),
+              {"'num_local_experts'", "536870912", "more than moeserve supports"});
 }
 
 TEST(HfConfigErrorTest, UnsupportedRopeAndAttention) {

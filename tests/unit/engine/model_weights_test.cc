@@ -164,5 +164,19 @@ TEST(ModelWeightsTest, MissingMetadataIsNamed) {
   EXPECT_THAT(std::string(l.config.status().message()), HasSubstr("nometa.gguf"));
 }
 
+// Found by tests/fuzz: expert_count 2^29 made ModelConfigFromGguf allocate its per-layer
+// expert table (2 GB) before anything checked the count.
+TEST(ModelWeightsTest, HugeExpertCountIsRefused) {
+  testing::GgufWriter w = TinyLlama();
+  w.AddUint32("llama.expert_count", 1u << 29);
+  w.AddUint32("llama.expert_used_count", 2);
+  Loaded l = Load(w, "huge_experts.gguf");
+  ASSERT_TRUE(l.file.ok()) << l.file.status();
+  ASSERT_FALSE(l.config.ok());
+  EXPECT_THAT(std::string(l.config.status().message()),
+              HasSubstr("huge_experts.gguf: 536870912 experts (llama.expert_count)"));
+  EXPECT_THAT(std::string(l.config.status().message()), HasSubstr("more than moeserve supports"));
+}
+
 }  // namespace
 }  // namespace moeserve

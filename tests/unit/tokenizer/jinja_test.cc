@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 
@@ -346,6 +347,55 @@ TEST(JinjaTemplateTest, OptionsMatchJinja2Defaults) {
   EXPECT_EQ(*tmpl->Render(Value()), "  \nx\n  \n");
   tmpl = Template::Parse("  {% if true %}\nx\n  {% endif %}\n");
   EXPECT_EQ(*tmpl->Render(Value()), "x\n");
+}
+
+// Found by tests/fuzz: a width or count in the template sized a string or list to
+// gigabytes ('ab'.ljust(2^32)), or overflowed `int` while parsed ('%99999999999d').
+TEST(JinjaTemplateTest, HugeWidthsAndCountsAreRefused) {
+  for (const char* source :
+       {"{{ 'ab'.ljust(4294967296, '.') }}", "{{ 'ab'.rjust(9223372036854775807) }}",
+        "{{ 'ab'.center(100000000) }}", "{{ '%99999999999d' % 1 }}", "{{ '%.99999999999f' % 1.5 }}",
+        "{{ [1, 2, 3] | batch(4294967296, 0) | list }}"}) {
+    absl::StatusOr<std::string> out = Render(source);
+    ASSERT_FALSE(out.ok()) << source;
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kUnimplemented) << source << out.status();
+    EXPECT_THAT(Msg(out.status()), HasSubstr("too large")) << source;
+  }
+  // Sizes that fit still render.
+  EXPECT_EQ(
+      *Render("{{ 'ab'.ljust(5, '.') }}|{{ '%5d' % 42 }}|{{ [1, 2, 3] | batch(2, 0) | list }}"),
+      "ab...|   42|[[1, 2], [3, 0]]");
+}
+
+// A template value whose destruction the test can observe.
+class Probe : public Object {
+ public:
+  explicit Probe(bool* destroyed) : destroyed_(destroyed) {}
+  ~Probe() override { *destroyed_ = true; }
+  std::string_view type_name() const override { return "Probe"; }
+
+ private:
+  bool* destroyed_;
+};
+
+// Found by tests/fuzz: a macro holds the scope it is defined in (which holds the macro), and
+// a namespace can hold itself; both reference cycles leaked the render's scopes, variables
+// included, on every render.
+TEST(JinjaTemplateTest, RenderFreesMacroAndNamespaceCycles) {
+  for (const char* source :
+       {"{% macro m() %}x{% endmacro %}{{ m() }}",
+        "{% set ns = namespace(p=probe) %}{% set ns.self = ns %}",
+        "{% set ns = namespace() %}{% macro m() %}{% endmacro %}{% set ns.m = m %}",
+        "{% for i in [1] %}{% macro m() %}{{ i }}{% endmacro %}{{ m() }}{% endfor %}"}) {
+    bool destroyed = false;
+    {
+      Dict vars;
+      vars.Set("probe", Value::FromObject(std::make_shared<Probe>(&destroyed)));
+      absl::StatusOr<std::string> out = Render(source, Value::FromDict(std::move(vars)));
+      ASSERT_TRUE(out.ok()) << source << ": " << out.status();
+    }
+    EXPECT_TRUE(destroyed) << source;
+  }
 }
 
 }  // namespace
