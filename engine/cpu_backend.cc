@@ -8,6 +8,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/moe.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -16,6 +17,10 @@ namespace moeserve {
 namespace {
 
 void CheckF32(const Tensor& t) { CHECK(t.dtype() == DType::kF32 && t.device() == Device::kCpu); }
+// Weights may be f32 or bf16 (widened as the kernels read them); activations are f32.
+void CheckWeight(const Tensor& t) {
+  CHECK((t.dtype() == DType::kF32 || t.dtype() == DType::kBF16) && t.device() == Device::kCpu);
+}
 void CheckI32(const Tensor& t) { CHECK(t.dtype() == DType::kI32 && t.device() == Device::kCpu); }
 
 cpu::RouterMathKind ToKernel(RouterMath math) {
@@ -66,14 +71,19 @@ CpuBackend::CpuBackend(int num_threads) {
 }
 
 void CpuBackend::Embedding(const Tensor& table, absl::Span<const int32_t> ids, Tensor out) {
-  CheckF32(table);
+  CheckWeight(table);
   CheckF32(out);
   const int64_t hidden = table.row_size();
   CHECK(out.row_size() == hidden && out.num_rows() == static_cast<int64_t>(ids.size()));
   for (size_t i = 0; i < ids.size(); ++i) {
     CHECK(ids[i] >= 0 && ids[i] < table.num_rows());
-    std::memcpy(out.data_as<float>() + i * hidden, table.data_as<float>() + ids[i] * hidden,
-                hidden * sizeof(float));
+    float* row = out.data_as<float>() + i * hidden;
+    if (table.dtype() == DType::kF32) {
+      std::memcpy(row, table.data_as<float>() + ids[i] * hidden, hidden * sizeof(float));
+    } else {
+      const uint16_t* from = table.data_as<uint16_t>() + ids[i] * hidden;
+      for (int64_t j = 0; j < hidden; ++j) row[j] = BF16ToF32(from[j]);
+    }
   }
 }
 
@@ -93,12 +103,18 @@ void CpuBackend::AddRmsNorm(const Tensor& x, Tensor residual, const Tensor& weig
 
 void CpuBackend::Linear(const Tensor& x, const Tensor& w, Tensor y, bool accumulate) {
   CheckF32(x);
-  CheckF32(w);
+  CheckWeight(w);
   CheckF32(y);
   const int64_t m = x.num_rows(), k = x.row_size(), n = w.num_rows();
   CHECK(w.row_size() == k && y.num_rows() == m && y.row_size() == n);
-  cpu::Gemm(x.data_as<float>(), w.data_as<float>(), y.data_as<float>(), m, n, k,
-            accumulate ? 1.0f : 0.0f, pool_.get());
+  const float beta = accumulate ? 1.0f : 0.0f;
+  if (w.dtype() == DType::kBF16) {
+    cpu::GemmBf16(x.data_as<float>(), w.data_as<uint16_t>(), y.data_as<float>(), m, n, k, beta,
+                  pool_.get());
+    return;
+  }
+  cpu::Gemm(x.data_as<float>(), w.data_as<float>(), y.data_as<float>(), m, n, k, beta,
+            pool_.get());
 }
 
 void CpuBackend::Rope(Tensor q, Tensor k, absl::Span<const int32_t> positions,
@@ -242,7 +258,7 @@ void CpuBackend::MoePermute(const Tensor& x, const Tensor& topk_ids, Tensor expe
 void CpuBackend::GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up,
                                    const Tensor& expert_offsets, Tensor act) {
   CheckF32(x);
-  CheckF32(w_gate_up);
+  CheckWeight(w_gate_up);
   CheckI32(expert_offsets);
   CheckF32(act);
   CHECK(w_gate_up.ndim() == 3);
@@ -254,14 +270,19 @@ void CpuBackend::GroupedGateUpSilu(const Tensor& x, const Tensor& w_gate_up,
         act.num_rows() == x.num_rows());
   const size_t needed = static_cast<size_t>(x.num_rows() * 2 * inter);
   if (gate_up_scratch_.size() < needed) gate_up_scratch_.resize(needed);
-  cpu::GroupedGateUpSilu(x.data_as<float>(), w_gate_up.data_as<float>(), offsets, experts, dim,
-                         inter, gate_up_scratch_.data(), act.data_as<float>(), pool_.get());
+  if (w_gate_up.dtype() == DType::kBF16) {
+    cpu::GroupedGateUpSilu(x.data_as<float>(), w_gate_up.data_as<uint16_t>(), offsets, experts,
+                           dim, inter, gate_up_scratch_.data(), act.data_as<float>(), pool_.get());
+  } else {
+    cpu::GroupedGateUpSilu(x.data_as<float>(), w_gate_up.data_as<float>(), offsets, experts, dim,
+                           inter, gate_up_scratch_.data(), act.data_as<float>(), pool_.get());
+  }
 }
 
 void CpuBackend::GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& expert_offsets,
                                Tensor y) {
   CheckF32(x);
-  CheckF32(w);
+  CheckWeight(w);
   CheckI32(expert_offsets);
   CheckF32(y);
   CHECK(w.ndim() == 3);
@@ -270,8 +291,13 @@ void CpuBackend::GroupedLinear(const Tensor& x, const Tensor& w, const Tensor& e
   const int32_t* offsets = expert_offsets.data_as<int32_t>();
   CHECK(expert_offsets.num_elements() == experts + 1 && x.row_size() == k_dim &&
         y.row_size() == n_dim && offsets[experts] == x.num_rows() && y.num_rows() == x.num_rows());
-  cpu::GroupedLinear(x.data_as<float>(), w.data_as<float>(), offsets, experts, k_dim, n_dim,
-                     y.data_as<float>(), pool_.get());
+  if (w.dtype() == DType::kBF16) {
+    cpu::GroupedLinear(x.data_as<float>(), w.data_as<uint16_t>(), offsets, experts, k_dim, n_dim,
+                       y.data_as<float>(), pool_.get());
+  } else {
+    cpu::GroupedLinear(x.data_as<float>(), w.data_as<float>(), offsets, experts, k_dim, n_dim,
+                       y.data_as<float>(), pool_.get());
+  }
 }
 
 void CpuBackend::MoeUnpermute(const Tensor& y, const Tensor& pair_rows, const Tensor& topk_weights,

@@ -42,7 +42,8 @@ Model::Model(const ModelConfig& config, ModelWeights weights, Backend* backend,
     : config_(config),
       weights_(std::move(weights)),
       backend_(backend),
-      act_dtype_(weights_.embedding.dtype()),
+      // The CPU computes in f32 whatever the weights; other backends in the weights' dtype.
+      act_dtype_(backend->device() == Device::kCpu ? DType::kF32 : weights_.embedding.dtype()),
       max_num_tokens_(max_num_tokens),
       max_num_sequences_(max_num_sequences),
       inv_freq_(

@@ -35,8 +35,9 @@ struct ForwardBatch {
 
 class Model {
  public:
-  // `weights` live on `backend`'s device (see UploadWeights) and set the dtype the model
-  // computes in: activations and the KV cache take the embedding's dtype. `backend` must
+  // `weights` live on `backend`'s device (see UploadWeights). The CPU computes in f32 with
+  // f32 or bf16 weights; other backends compute in the weights' dtype (activations and the
+  // KV cache take the embedding's). `backend` must
   // outlive the model. max_num_tokens and max_num_sequences bound the batches Forward
   // accepts.
   Model(const ModelConfig& config, ModelWeights weights, Backend* backend, int32_t max_num_tokens,

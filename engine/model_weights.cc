@@ -602,15 +602,18 @@ absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const Mod
   return weights;
 }
 
-ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType dtype) {
-  CHECK(dtype == DType::kF32 || dtype == DType::kBF16);
+ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType matrix_dtype) {
+  CHECK(matrix_dtype == DType::kF32 || matrix_dtype == DType::kBF16);
   ModelWeights out;
   out.num_parameters = weights.num_parameters;
   std::vector<uint16_t> narrow;
+  // The CPU backend reads norms and biases as f32 whatever the matrices are.
+  const bool f32_vectors = backend->device() == Device::kCpu;
   auto upload = [&](const Tensor& t) -> Tensor {
     if (t.data() == nullptr) return Tensor();
     CHECK(t.dtype() == DType::kF32 && t.device() == Device::kCpu);
     const int64_t n = t.num_elements();
+    const DType dtype = f32_vectors && t.ndim() == 1 ? DType::kF32 : matrix_dtype;
     out.device_storage.push_back(backend->Allocate(n * DTypeRowBytes(dtype, 1)));
     void* data = out.device_storage.back()->data();
     const Device device = backend->device();

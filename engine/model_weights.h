@@ -83,9 +83,10 @@ absl::StatusOr<ModelWeights> LoadHfWeights(const TensorSource& source, const Mod
 // pytorch_model.bin.index.json when present). NotFound naming `dir` when it holds neither.
 absl::StatusOr<std::unique_ptr<TensorSource>> OpenHfCheckpoint(const std::string& dir);
 
-// A copy of host f32 `weights` on `backend`'s device in `dtype` (kF32 or kBF16, rounded to
-// nearest even), tensor for tensor; a tied lm_head stays the embedding.
-ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType dtype);
+// A copy of host f32 `weights` on `backend`'s device in `matrix_dtype` (kF32 or kBF16,
+// rounded to nearest even), tensor for tensor; on the CPU backend the vectors (norms,
+// biases) stay f32. A tied lm_head stays the embedding.
+ModelWeights UploadWeights(const ModelWeights& weights, Backend* backend, DType matrix_dtype);
 
 // Undoes llama.cpp's q/k row permutation for one [num_heads * head_dim, cols] matrix:
 // GGUF row (h, i, s) holds Hugging Face row (h, s, i) for i < head_dim/2, s in {0, 1}.

@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
 
 namespace moeserve::cpu {
 namespace {
@@ -24,6 +25,16 @@ void TopK(const float* scores, int32_t e, int32_t k, int32_t* ids) {
     }
     ids[j] = best;
   }
+}
+
+// y = x · wᵀ for f32 or bf16 weights.
+void AnyGemm(const float* x, const float* w, float* y, int64_t m, int64_t n, int64_t k,
+             ThreadPool* pool) {
+  Gemm(x, w, y, m, n, k, 0.0f, pool);
+}
+void AnyGemm(const float* x, const uint16_t* w, float* y, int64_t m, int64_t n, int64_t k,
+             ThreadPool* pool) {
+  GemmBf16(x, w, y, m, n, k, 0.0f, pool);
 }
 
 }  // namespace
@@ -88,28 +99,39 @@ void GroupByExpert(const int32_t* ids, int64_t num_pairs, int32_t num_experts, i
   }
 }
 
-void GroupedGateUpSilu(const float* x, const float* w_gate_up, const int32_t* offsets,
+template <typename W>
+void GroupedGateUpSilu(const float* x, const W* w_gate_up, const int32_t* offsets,
                        int32_t num_experts, int64_t dim, int64_t inter, float* scratch,
                        float* act, ThreadPool* pool) {
   for (int32_t e = 0; e < num_experts; ++e) {
     const int64_t begin = offsets[e], rows = offsets[e + 1] - begin;
     if (rows == 0) continue;
     float* gate_up = scratch + begin * 2 * inter;
-    Gemm(x + begin * dim, w_gate_up + e * 2 * inter * dim, gate_up, rows, 2 * inter, dim, 0.0f,
-         pool);
+    AnyGemm(x + begin * dim, w_gate_up + e * 2 * inter * dim, gate_up, rows, 2 * inter, dim,
+            pool);
     SiluAndMul(gate_up, rows, inter, act + begin * inter);
   }
 }
 
-void GroupedLinear(const float* x, const float* w, const int32_t* offsets, int32_t num_experts,
+template <typename W>
+void GroupedLinear(const float* x, const W* w, const int32_t* offsets, int32_t num_experts,
                    int64_t k_dim, int64_t n_dim, float* y, ThreadPool* pool) {
   for (int32_t e = 0; e < num_experts; ++e) {
     const int64_t begin = offsets[e], rows = offsets[e + 1] - begin;
     if (rows == 0) continue;
-    Gemm(x + begin * k_dim, w + e * n_dim * k_dim, y + begin * n_dim, rows, n_dim, k_dim, 0.0f,
-         pool);
+    AnyGemm(x + begin * k_dim, w + e * n_dim * k_dim, y + begin * n_dim, rows, n_dim, k_dim,
+            pool);
   }
 }
+
+template void GroupedGateUpSilu<float>(const float*, const float*, const int32_t*, int32_t,
+                                       int64_t, int64_t, float*, float*, ThreadPool*);
+template void GroupedGateUpSilu<uint16_t>(const float*, const uint16_t*, const int32_t*, int32_t,
+                                          int64_t, int64_t, float*, float*, ThreadPool*);
+template void GroupedLinear<float>(const float*, const float*, const int32_t*, int32_t, int64_t,
+                                   int64_t, float*, ThreadPool*);
+template void GroupedLinear<uint16_t>(const float*, const uint16_t*, const int32_t*, int32_t,
+                                      int64_t, int64_t, float*, ThreadPool*);
 
 void MoeUnpermute(const float* y, const int32_t* pair_rows, const float* weights, int64_t n,
                   int32_t k, int64_t dim, float scale, bool accumulate, float* out) {

@@ -39,15 +39,17 @@ void GroupByExpert(const int32_t* ids, int64_t num_pairs, int32_t num_experts, i
 
 // For the rows of each expert e (offsets as GroupByExpert makes them, offsets[E] rows in
 // all): act[r] = silu(x[r] · gate_eᵀ) * (x[r] · up_eᵀ). x: [rows, dim];
-// w_gate_up: [num_experts, 2 * inter, dim] (each expert's gate rows, then its up rows);
-// scratch: [rows, 2 * inter]; act: [rows, inter].
-void GroupedGateUpSilu(const float* x, const float* w_gate_up, const int32_t* offsets,
+// w_gate_up: [num_experts, 2 * inter, dim] (each expert's gate rows, then its up rows), f32
+// or bf16 bits (uint16_t: see gemm_bf16.h); scratch: [rows, 2 * inter]; act: [rows, inter].
+template <typename W>
+void GroupedGateUpSilu(const float* x, const W* w_gate_up, const int32_t* offsets,
                        int32_t num_experts, int64_t dim, int64_t inter, float* scratch,
                        float* act, ThreadPool* pool);
 
 // For the rows of each expert e: y[r] = x[r] · w_eᵀ. x: [rows, k_dim];
-// w: [num_experts, n_dim, k_dim]; y: [rows, n_dim].
-void GroupedLinear(const float* x, const float* w, const int32_t* offsets, int32_t num_experts,
+// w: [num_experts, n_dim, k_dim], f32 or bf16 bits; y: [rows, n_dim].
+template <typename W>
+void GroupedLinear(const float* x, const W* w, const int32_t* offsets, int32_t num_experts,
                    int64_t k_dim, int64_t n_dim, float* y, ThreadPool* pool);
 
 // out[t] = (accumulate ? out[t] : 0) + scale * sum_{j < k, in order} weights[t, j] *

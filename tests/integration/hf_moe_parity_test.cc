@@ -298,6 +298,64 @@ TEST_P(HfMoeParityTest, ExpertCountsMatchReference) {
   }
 }
 
+// Rounds every matrix of host f32 weights to bf16 values, in place.
+void RoundMatricesToBf16(ModelWeights& w) {
+  auto round = [](const Tensor& t) {
+    if (t.data() == nullptr || t.ndim() < 2) return;
+    float* data = t.data_as<float>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) data[i] = BF16ToF32(F32ToBF16(data[i]));
+  };
+  round(w.embedding);
+  if (w.lm_head.data() != w.embedding.data()) round(w.lm_head);
+  for (const LayerWeights& l : w.layers) {
+    for (const Tensor* t : {&l.qkv, &l.o_proj, &l.gate_up, &l.down_proj, &l.moe.router,
+                            &l.moe.router_out, &l.moe.experts_gate_up, &l.moe.experts_down,
+                            &l.moe.shared_gate_up, &l.moe.shared_down, &l.moe.shared_gate}) {
+      round(*t);
+    }
+  }
+}
+
+// bf16 weights on the CPU (activations stay f32) compute what f32 weights holding the same
+// bf16-rounded values compute, up to summation order, step after step.
+TEST_P(HfMoeParityTest, Bf16WeightsOnTheCpu) {
+  const nlohmann::json expected = ReadExpected(GetParam());
+  auto loaded = LoadHf(CaseDir(GetParam()) + "/safetensors");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  CpuBackend backend(0);
+  ModelWeights bf16 = UploadWeights(loaded->weights, &backend, DType::kBF16);
+  EXPECT_EQ(bf16.layers[0].qkv.dtype(), DType::kBF16);
+  EXPECT_EQ(bf16.layers[0].attn_norm.dtype(), DType::kF32);  // vectors stay f32 on the CPU
+  RoundMatricesToBf16(loaded->weights);
+  Model rounded(loaded->config, std::move(loaded->weights), &backend, 64, 4);
+  Model narrow(loaded->config, std::move(bf16), &backend, 64, 4);
+  KvCache cache_a(rounded.config(), 4, kBlockSize);
+  KvCache cache_b(narrow.config(), 4, kBlockSize);
+  const std::vector<int32_t> blocks = {0, 1, 2, 3};
+  const int32_t vocab = rounded.config().vocab_size;
+  std::vector<int32_t> tokens = expected["prompts"][2]["prompt_ids"].get<std::vector<int32_t>>();
+  int32_t computed = 0;
+  double worst = 0.0;
+  for (int step = 0; step < 16; ++step) {
+    ForwardBatch batch;
+    const int32_t n = static_cast<int32_t>(tokens.size()) - computed;
+    for (int32_t p = computed; p < computed + n; ++p) {
+      batch.token_ids.push_back(tokens[p]);
+      batch.positions.push_back(p);
+      batch.slots.push_back(p);
+    }
+    batch.sequences.push_back({0, n, computed + n, blocks.data()});
+    computed += n;
+    std::vector<float> a(vocab), b(vocab);
+    rounded.Forward(batch, &cache_a, a.data());
+    narrow.Forward(batch, &cache_b, b.data());
+    for (int32_t v = 0; v < vocab; ++v) worst = std::max(worst, double{std::fabs(a[v] - b[v])});
+    ASSERT_EQ(ArgMax(a), ArgMax(b)) << GetParam() << " step " << step;
+    tokens.push_back(ArgMax(a));
+  }
+  EXPECT_LT(worst, 1e-4) << GetParam();
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, HfMoeParityTest,
                          ::testing::Values("mixtral", "llama_moe_upcycled", "qwen2_moe", "olmoe",
                                            "deepseek", "deepseek_norm", "llama_moe",
