@@ -26,6 +26,7 @@
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #ifdef MOESERVE_WITH_CUDA
+#include "engine/cuda_backend.h"
 #include "kernels/cuda/device_info.h"
 #endif
 
@@ -44,6 +45,14 @@ absl::Status EngineConfig::Validate() const {
   if (kv_cache_memory_bytes <= 0) {
     return absl::InvalidArgumentError("kv_cache_memory_bytes must be positive");
   }
+  if (device != "auto" && device != "cpu" && device != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device must be auto, cpu or cuda, got \"", device, "\""));
+  }
+  if (dtype != "auto" && dtype != "float32" && dtype != "bfloat16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype must be auto, float32 or bfloat16, got \"", dtype, "\""));
+  }
   return absl::OkStatus();
 }
 
@@ -53,7 +62,7 @@ class EngineImpl : public Engine {
  public:
   EngineImpl(const EngineConfig& config, std::unique_ptr<Tokenizer> tokenizer,
              std::unique_ptr<ChatTemplate> chat_template, ModelInfo info,
-             std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+             std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
              std::unique_ptr<KvCache> kv_cache)
       : config_(config),
         tokenizer_(std::move(tokenizer)),
@@ -62,8 +71,7 @@ class EngineImpl : public Engine {
         backend_(std::move(backend)),
         model_(std::move(model)),
         kv_cache_(std::move(kv_cache)),
-        kv_manager_(kv_cache_->num_blocks(), kv_cache_->block_size(),
-                    config.enable_prefix_caching),
+        kv_manager_(kv_cache_->num_blocks(), kv_cache_->block_size(), config.enable_prefix_caching),
         scheduler_(SchedulerConfig{config.max_num_seqs, config.max_num_batched_tokens},
                    &kv_manager_),
         seed_sequence_(config.seed) {
@@ -84,6 +92,18 @@ class EngineImpl : public Engine {
             "token id ", id, " is outside the vocabulary [0, ", info_.vocab_size, ")"));
       }
     }
+    for (const auto& [id, bias] : request.sampling.logit_bias) {
+      if (id < 0 || id >= info_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "logit_bias token id ", id, " is outside the vocabulary [0, ", info_.vocab_size, ")"));
+      }
+    }
+    for (int32_t id : request.sampling.stop_token_ids) {
+      if (id < 0 || id >= info_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "stop_token_ids id ", id, " is outside the vocabulary [0, ", info_.vocab_size, ")"));
+      }
+    }
     const int64_t total = prompt_len + request.sampling.max_tokens;
     if (total > info_.max_model_len) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -92,14 +112,22 @@ class EngineImpl : public Engine {
           request.sampling.max_tokens,
           " in the completion). Please reduce the length of the messages or completion."));
     }
-    auto handle = std::make_shared<RequestHandle>(request.id);
+    // n choices are n sequences with one handle. Siblings admitted in the same step share
+    // the prompt's full KV blocks through the prefix cache (see kv_cache_manager.h).
+    const int32_t n = request.sampling.n;
+    auto handle = std::make_shared<RequestHandle>(request.id, n);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return absl::UnavailableError("the engine is shutting down");
-      const uint64_t seed =
-          request.sampling.seed.has_value() ? *request.sampling.seed : seed_sequence_();
-      inbox_.push_back(
-          std::make_unique<Sequence>(std::move(request), handle, tokenizer_.get(), seed));
+      for (int32_t i = 0; i < n; ++i) {
+        // Choice i of a seeded request uses seed + i (as vLLM's child requests do).
+        const uint64_t seed = request.sampling.seed.has_value()
+                                  ? *request.sampling.seed + static_cast<uint64_t>(i)
+                                  : seed_sequence_();
+        Request choice = i + 1 < n ? Request(request) : std::move(request);
+        inbox_.push_back(
+            std::make_unique<Sequence>(std::move(choice), handle, tokenizer_.get(), seed, i));
+      }
     }
     wake_.notify_one();
     return handle;
@@ -165,9 +193,13 @@ class EngineImpl : public Engine {
       Sequence& seq = *scheduled.chunks[i].seq;
       if (seq.num_uncomputed() > 0) continue;  // mid-prefill
       const absl::Span<const float> logits(logits_.data() + i * info_.vocab_size, info_.vocab_size);
-      const int32_t token = sampler_.Sample(logits, seq.request.sampling, &seq.rng);
+      const SamplingParams& params = seq.request.sampling;
+      TokenLogprob logprob;
+      const int32_t token = sampler_.Sample(logits, params, &seq.rng, &seq.penalties,
+                                            params.logprobs ? &logprob : nullptr);
       seq.tokens.push_back(token);
-      EmitToken(seq, token);
+      seq.penalties.AddGenerated(token);
+      EmitToken(seq, token, params.logprobs ? &logprob : nullptr);
     }
     scheduler_.RemoveIf([](const Sequence& s) { return s.finished; });
   }
@@ -189,15 +221,23 @@ class EngineImpl : public Engine {
 
   // Sends the token's text to the client; a finished sequence leaves the scheduler (and
   // gives back its blocks) at the end of the step.
-  void EmitToken(Sequence& seq, int32_t token) {
+  // `logprob`: the token's logprobs when the request asked for them, else nullptr.
+  void EmitToken(Sequence& seq, int32_t token, TokenLogprob* logprob) {
     RequestOutput out;
+    out.index = seq.index;
     out.token_ids.push_back(token);
+    if (logprob != nullptr) out.logprobs.push_back(std::move(*logprob));
     out.text_delta = seq.detokenizer.Push(token);
     out.prompt_tokens = seq.prompt_len;
     out.completion_tokens = seq.num_generated();
     const std::vector<int32_t>& stops = tokenizer_->stop_ids();
-    if (!seq.request.sampling.ignore_eos &&
-        std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    const std::vector<int32_t>& stop_tokens = seq.request.sampling.stop_token_ids;
+    if (seq.detokenizer.stopped()) {
+      out.finish_reason = FinishReason::kStop;  // a stop string; the text ends before it
+    } else if (!seq.request.sampling.ignore_eos &&
+               std::find(stops.begin(), stops.end(), token) != stops.end()) {
+      out.finish_reason = FinishReason::kStop;
+    } else if (std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end()) {
       out.finish_reason = FinishReason::kStop;
     } else if (seq.num_generated() >= seq.request.sampling.max_tokens ||
                static_cast<int32_t>(seq.tokens.size()) >= info_.max_model_len) {
@@ -222,6 +262,7 @@ class EngineImpl : public Engine {
   // The last output of a sequence that ends without a new token (abort, shutdown).
   void SendFinal(Sequence& seq, FinishReason reason) {
     RequestOutput out;
+    out.index = seq.index;
     out.finish_reason = reason;
     out.text_delta = seq.detokenizer.Flush();
     out.prompt_tokens = seq.prompt_len;
@@ -233,7 +274,7 @@ class EngineImpl : public Engine {
   const std::unique_ptr<Tokenizer> tokenizer_;
   const std::unique_ptr<ChatTemplate> chat_template_;
   const ModelInfo info_;
-  const std::unique_ptr<CpuBackend> backend_;
+  const std::unique_ptr<Backend> backend_;
   const std::unique_ptr<Model> model_;
   const std::unique_ptr<KvCache> kv_cache_;
 
@@ -299,7 +340,44 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   info.max_model_len =
       config.max_model_len > 0 ? config.max_model_len : model_config.max_position_embeddings;
 
-  const int64_t block_bytes = KvCache::BytesPerBlock(model_config, config.block_size);
+  // The backend: CUDA when asked for (or, with "auto", when a device is visible).
+  std::unique_ptr<Backend> backend;
+#ifdef MOESERVE_WITH_CUDA
+  if (config.device != "cpu") {
+    std::string cuda_error;
+    const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&cuda_error);
+    if (!devices.empty()) {
+      MOESERVE_LOG_INFO("running on CUDA device 0: {} (sm_{})", devices[0].name,
+                        devices[0].compute_capability);
+      backend = std::make_unique<CudaBackend>(0);
+    } else if (config.device == "cuda") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--device cuda: no usable CUDA device (",
+                       cuda_error.empty() ? "none visible" : cuda_error, ")"));
+    }
+  }
+#else
+  if (config.device == "cuda") {
+    return absl::FailedPreconditionError(
+        "--device cuda: this build of moeserve has no CUDA backend (nvcc was not found when "
+        "it was built)");
+  }
+#endif
+  if (backend == nullptr) backend = std::make_unique<CpuBackend>(config.num_threads);
+  const bool on_cpu = backend->device() == Device::kCpu;
+  info.device = on_cpu ? "cpu" : "cuda";
+  // Weights: bf16 on the GPU; on the CPU bf16 when the checkpoint is (exact), else f32
+  // (exact for quantized GGUF files; --dtype bfloat16 halves what decode reads).
+  const bool bf16 = config.dtype == "bfloat16" ||
+                    (config.dtype == "auto" && (!on_cpu || model_config.torch_dtype == "bfloat16"));
+  if (!on_cpu && !bf16) {
+    return absl::InvalidArgumentError(
+        "--dtype float32 is not supported on CUDA (the grouped GEMM runs on bf16 tensor cores)");
+  }
+  info.dtype = bf16 ? "bfloat16" : "float32";
+  const DType kv_dtype = on_cpu ? DType::kF32 : DType::kBF16;
+
+  const int64_t block_bytes = KvCache::BytesPerBlock(model_config, config.block_size, kv_dtype);
   const int64_t num_blocks = config.kv_cache_memory_bytes / block_bytes;
   if (num_blocks < 1) {
     return absl::InvalidArgumentError(
@@ -330,29 +408,21 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
                     loaded.path, ModelFamilyName(model_config.family), model_config.num_layers,
                     model_config.hidden_size, model_config.num_heads, model_config.num_kv_heads,
                     model_config.vocab_size);
-  MOESERVE_ASSIGN_OR_RETURN(ModelWeights weights, loaded.load_weights());
+  MOESERVE_ASSIGN_OR_RETURN(ModelWeights host_weights, loaded.load_weights());
+  const int64_t parameters = host_weights.num_parameters;
+  ModelWeights weights = on_cpu && !bf16 ? std::move(host_weights)
+                                         : UploadWeights(host_weights, backend.get(),
+                                                         bf16 ? DType::kBF16 : DType::kF32);
+  host_weights = ModelWeights();  // the f32 copy is no longer needed
   MOESERVE_LOG_INFO(
-      "{} parameters as f32 ({:.1f} MiB); KV cache: {} blocks of {} tokens "
+      "{} parameters as {} on the {} ({:.1f} MiB); KV cache: {} blocks of {} tokens "
       "({:.1f} MiB); max_model_len {}",
-      weights.num_parameters, weights.num_parameters * 4.0 / (1 << 20), num_blocks,
+      parameters, info.dtype, info.device, parameters * (bf16 ? 2.0 : 4.0) / (1 << 20), num_blocks,
       config.block_size, num_blocks * block_bytes / double(1 << 20), info.max_model_len);
-
-#ifdef MOESERVE_WITH_CUDA
-  // The CUDA backend's ops arrive with a later release; say what was found meanwhile.
-  std::string cuda_error;
-  const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&cuda_error);
-  if (!devices.empty()) {
-    MOESERVE_LOG_INFO(
-        "{} CUDA device(s) visible (first: {}, sm_{}); this build runs the "
-        "model on the CPU backend",
-        devices.size(), devices[0].name, devices[0].compute_capability);
-  }
-#endif
-  auto backend = std::make_unique<CpuBackend>(config.num_threads);
   auto model = std::make_unique<Model>(model_config, std::move(weights), backend.get(),
                                        config.max_num_batched_tokens, config.max_num_seqs);
-  auto kv_cache =
-      std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks), config.block_size);
+  auto kv_cache = std::make_unique<KvCache>(model_config, static_cast<int32_t>(num_blocks),
+                                            config.block_size, backend.get(), kv_dtype);
   return std::unique_ptr<Engine>(
       new EngineImpl(config, std::move(tokenizer), *std::move(chat_template), std::move(info),
                      std::move(backend), std::move(model), std::move(kv_cache)));

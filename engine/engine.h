@@ -27,6 +27,13 @@ struct EngineConfig {
   int32_t block_size = 16;                // tokens per KV-cache block
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // KV pool size
   bool enable_prefix_caching = true;                 // reuse KV blocks of equal prompt prefixes
+  // Where the model runs: "auto" (CUDA when this build has it and a device is visible, else
+  // the CPU), "cpu" or "cuda".
+  std::string device = "auto";
+  // Weight dtype: "auto" (bfloat16 when the checkpoint is bfloat16 and, on the GPU, always;
+  // else float32), "float32" or "bfloat16". The CPU computes in f32 either way; bf16
+  // weights halve the bytes each decode step reads.
+  std::string dtype = "auto";
 
   absl::Status Validate() const;
 };
@@ -34,6 +41,8 @@ struct EngineConfig {
 struct ModelInfo {
   std::string name;           // general.name, or the file's stem
   std::string architecture;   // "llama"
+  std::string device;         // "cpu" or "cuda"
+  std::string dtype;          // weights: "float32" or "bfloat16"
   int32_t max_model_len = 0;  // prompt + generated tokens, at most
   int32_t vocab_size = 0;
 };
@@ -55,9 +64,9 @@ class Engine {
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config);
   virtual ~Engine() = default;
 
-  // Queues a request. InvalidArgument for an empty prompt, a bad token id, invalid
-  // sampling parameters or prompt_len + max_tokens > max_model_len (the message gives the
-  // counts); Unavailable after Shutdown().
+  // Queues a request: sampling.n sequences sharing the one returned handle. InvalidArgument
+  // for an empty prompt, a bad token id, invalid sampling parameters or prompt_len +
+  // max_tokens > max_model_len (the message gives the counts); Unavailable after Shutdown().
   virtual absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) = 0;
 
   virtual const Tokenizer& tokenizer() const = 0;

@@ -1,5 +1,6 @@
 #include "proto/chat_completion.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -204,24 +205,21 @@ absl::Status ReadMessages(const Json& body, std::vector<ChatMessageParam>* out) 
   return absl::OkStatus();
 }
 
-absl::Status CheckN(const Json& body) {
+// "n": the number of choices, an integer in [1, kMaxChoices].
+absl::Status ReadN(const Json& body, int32_t* out) {
   const Json* n = Find(body, "n");
   if (n == nullptr) return absl::OkStatus();
   const std::optional<int64_t> value = AsInteger(*n);
-  if (!value.has_value() || *value < 1)
-    return FieldError("n", "must be an integer of at least 1", *n);
-  if (*value > 1) {
-    return InvalidFieldError(
-        "n", absl::StrCat("'n' must be 1; more than one choice per request is not supported "
-                          "yet, got ",
-                          *value));
+  if (!value.has_value() || *value < 1 || *value > kMaxChoices) {
+    return FieldError("n", absl::StrCat("must be an integer between 1 and ", kMaxChoices), *n);
   }
+  *out = static_cast<int32_t>(*value);
   return absl::OkStatus();
 }
 
-// Stop strings reach the engine in a later release. Until then a request that asks for
-// them is refused: generating past a stop string would be a silently wrong answer.
-absl::Status CheckStop(const Json& body) {
+// "stop": a string or an array of at most kMaxStopStrings non-empty strings. "" and []
+// mean no stop strings (OpenAI's SDKs may send either for "not given").
+absl::Status ReadStop(const Json& body, std::vector<std::string>* out) {
   const Json* stop = Find(body, "stop");
   if (stop == nullptr) return absl::OkStatus();
   bool well_typed = stop->is_string() || stop->is_array();
@@ -229,8 +227,99 @@ absl::Status CheckStop(const Json& body) {
     for (const Json& s : *stop) well_typed = well_typed && s.is_string();
   }
   if (!well_typed) return FieldError("stop", "must be a string or an array of strings", *stop);
-  const bool empty = stop->is_string() ? stop->get<std::string>().empty() : stop->empty();
-  if (!empty) return NotSupportedError("stop", *stop);
+  if (stop->is_string()) {
+    if (!stop->get<std::string>().empty()) out->push_back(stop->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (stop->size() > kMaxStopStrings) {
+    return InvalidFieldError("stop", absl::StrCat("'stop' must have at most ", kMaxStopStrings,
+                                                  " strings, got ", stop->size()));
+  }
+  for (size_t i = 0; i < stop->size(); ++i) {
+    std::string s = (*stop)[i].get<std::string>();
+    if (s.empty()) {
+      return InvalidFieldError("stop", absl::StrCat("'stop[", i, "]' must not be empty"));
+    }
+    out->push_back(std::move(s));
+  }
+  return absl::OkStatus();
+}
+
+// "stop_token_ids" (vLLM): an array of token ids.
+absl::Status ReadStopTokenIds(const Json& body, std::vector<int32_t>* out) {
+  const Json* ids = Find(body, "stop_token_ids");
+  if (ids == nullptr) return absl::OkStatus();
+  if (!ids->is_array()) return FieldError("stop_token_ids", "must be an array of token ids", *ids);
+  for (size_t i = 0; i < ids->size(); ++i) {
+    const std::optional<int64_t> id = AsInteger((*ids)[i]);
+    if (!id.has_value() || *id < 0 || *id > std::numeric_limits<int32_t>::max()) {
+      return InvalidFieldError("stop_token_ids", absl::StrCat("'stop_token_ids[", i,
+                                                              "]' must be a token id (a "
+                                                              "non-negative integer), got ",
+                                                              DescribeJsonValue((*ids)[i])));
+    }
+    out->push_back(static_cast<int32_t>(*id));
+  }
+  return absl::OkStatus();
+}
+
+// "repetition_penalty" (vLLM): any finite number > 0.
+absl::Status ReadRepetitionPenalty(const Json& body, float* out) {
+  const Json* value = Find(body, "repetition_penalty");
+  if (value == nullptr) return absl::OkStatus();
+  const double x = value->is_number() ? value->get<double>() : std::nan("");
+  if (!(x > 0.0 && x <= std::numeric_limits<float>::max())) {
+    return FieldError("repetition_penalty", "must be a number greater than 0", *value);
+  }
+  *out = static_cast<float>(x);
+  return absl::OkStatus();
+}
+
+// "logit_bias": an object mapping token ids, as decimal strings, to numbers in
+// [-100, 100] (OpenAI). The ids are checked against the vocabulary by the caller.
+absl::Status ReadLogitBias(const Json& body, std::vector<std::pair<int32_t, float>>* out) {
+  const Json* bias = Find(body, "logit_bias");
+  if (bias == nullptr) return absl::OkStatus();
+  if (!bias->is_object()) {
+    return FieldError("logit_bias", "must be an object mapping token ids to numbers", *bias);
+  }
+  for (const auto& [key, value] : bias->items()) {
+    int64_t id = -1;
+    const bool digits = !key.empty() && key.size() <= 10 &&
+                        key.find_first_not_of("0123456789") == std::string::npos;
+    if (digits) id = std::stoll(key);
+    if (!digits || id > std::numeric_limits<int32_t>::max()) {
+      return InvalidFieldError("logit_bias",
+                               absl::StrCat("'logit_bias' keys must be token ids (non-negative "
+                                            "integers), got ",
+                                            DescribeJsonValue(Json(key))));
+    }
+    const double x = value.is_number() ? value.get<double>() : std::nan("");
+    if (!(x >= -100.0 && x <= 100.0)) {
+      return InvalidFieldError("logit_bias",
+                               absl::StrCat("'logit_bias' values must be numbers between -100 and "
+                                            "100, got ",
+                                            DescribeJsonValue(value), " for token ", key));
+    }
+    out->emplace_back(static_cast<int32_t>(id), static_cast<float>(x));
+  }
+  return absl::OkStatus();
+}
+
+// "logprobs" and "top_logprobs" (0..20); top_logprobs > 0 needs logprobs true (OpenAI).
+absl::Status ReadLogprobs(const Json& body, bool* logprobs, int32_t* top_logprobs) {
+  MOESERVE_RETURN_IF_ERROR(ReadBool(body, "logprobs", logprobs));
+  const Json* top = Find(body, "top_logprobs");
+  if (top == nullptr) return absl::OkStatus();
+  const std::optional<int64_t> n = AsInteger(*top);
+  if (!n.has_value() || *n < 0 || *n > kMaxTopLogprobs) {
+    return FieldError("top_logprobs",
+                      absl::StrCat("must be an integer between 0 and ", kMaxTopLogprobs), *top);
+  }
+  if (*n > 0 && !*logprobs) {
+    return InvalidFieldError("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
+  }
+  *top_logprobs = static_cast<int32_t>(*n);
   return absl::OkStatus();
 }
 
@@ -251,7 +340,6 @@ absl::Status CheckStreamOptions(const Json& body, bool stream, bool* include_usa
   return absl::OkStatus();
 }
 
-bool IsNumber(const Json& v, double x) { return v.is_number() && v.get<double>() == x; }
 bool IsInteger(const Json& v, int64_t x) { return AsInteger(v) == x; }
 bool IsFalse(const Json& v) { return v.is_boolean() && !v.get<bool>(); }
 bool IsEmptyContainer(const Json& v) { return (v.is_object() || v.is_array()) && v.empty(); }
@@ -263,18 +351,11 @@ struct UnsupportedField {
   bool (*is_default)(const Json&);
 };
 constexpr UnsupportedField kUnsupportedFields[] = {
-    {"logprobs", IsFalse},
-    {"top_logprobs", [](const Json& v) { return IsInteger(v, 0); }},
-    {"presence_penalty", [](const Json& v) { return IsNumber(v, 0); }},
-    {"frequency_penalty", [](const Json& v) { return IsNumber(v, 0); }},
-    {"repetition_penalty", [](const Json& v) { return IsNumber(v, 1); }},  // vLLM
-    {"min_p", [](const Json& v) { return IsNumber(v, 0); }},               // vLLM
-    {"min_tokens", [](const Json& v) { return IsInteger(v, 0); }},         // vLLM
-    {"best_of", [](const Json& v) { return IsInteger(v, 1); }},            // vLLM
-    {"use_beam_search", IsFalse},                                          // vLLM
-    {"echo", IsFalse},                                                     // vLLM
-    {"continue_final_message", IsFalse},                                   // vLLM
-    {"logit_bias", IsEmptyContainer},
+    {"min_tokens", [](const Json& v) { return IsInteger(v, 0); }},  // vLLM
+    {"best_of", [](const Json& v) { return IsInteger(v, 1); }},     // vLLM
+    {"use_beam_search", IsFalse},                                   // vLLM
+    {"echo", IsFalse},                                              // vLLM
+    {"continue_final_message", IsFalse},                            // vLLM
     {"tools", IsEmptyContainer},
     {"functions", IsEmptyContainer},
     {"tool_choice", [](const Json& v) { return v == "none" || v == "auto"; }},
@@ -286,11 +367,28 @@ constexpr UnsupportedField kUnsupportedFields[] = {
 // Fields read by ParseChatCompletionRequest, or deliberately ignored.
 const absl::flat_hash_set<absl::string_view>& KnownFields() {
   static const auto* const fields = [] {
-    auto* set = new absl::flat_hash_set<absl::string_view>{
-        "model",       "messages", "max_tokens",     "max_completion_tokens",
-        "temperature", "top_p",    "top_k",          "seed",
-        "ignore_eos",  "stream",   "stream_options", "n",
-        "stop",        "user"};
+    auto* set = new absl::flat_hash_set<absl::string_view>{"model",
+                                                           "messages",
+                                                           "max_tokens",
+                                                           "max_completion_tokens",
+                                                           "temperature",
+                                                           "top_p",
+                                                           "top_k",
+                                                           "seed",
+                                                           "ignore_eos",
+                                                           "stream",
+                                                           "stream_options",
+                                                           "n",
+                                                           "stop",
+                                                           "user",
+                                                           "min_p",
+                                                           "presence_penalty",
+                                                           "frequency_penalty",
+                                                           "repetition_penalty",
+                                                           "logit_bias",
+                                                           "logprobs",
+                                                           "top_logprobs",
+                                                           "stop_token_ids"};
     for (const UnsupportedField& field : kUnsupportedFields) set->insert(field.name);
     return set;
   }();
@@ -331,8 +429,18 @@ absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(const Json& bod
   MOESERVE_RETURN_IF_ERROR(ReadBool(body, "ignore_eos", &request.ignore_eos));
   MOESERVE_RETURN_IF_ERROR(ReadBool(body, "stream", &request.stream));
   MOESERVE_RETURN_IF_ERROR(CheckStreamOptions(body, request.stream, &request.include_usage));
-  MOESERVE_RETURN_IF_ERROR(CheckN(body));
-  MOESERVE_RETURN_IF_ERROR(CheckStop(body));
+  MOESERVE_RETURN_IF_ERROR(ReadN(body, &request.n));
+  MOESERVE_RETURN_IF_ERROR(ReadStop(body, &request.stop));
+  MOESERVE_RETURN_IF_ERROR(ReadStopTokenIds(body, &request.stop_token_ids));
+  MOESERVE_RETURN_IF_ERROR(
+      ReadBoundedFloat(body, "min_p", 0.0, /*lo_open=*/false, 1.0, &request.min_p));
+  MOESERVE_RETURN_IF_ERROR(ReadBoundedFloat(body, "presence_penalty", -2.0, /*lo_open=*/false, 2.0,
+                                            &request.presence_penalty));
+  MOESERVE_RETURN_IF_ERROR(ReadBoundedFloat(body, "frequency_penalty", -2.0, /*lo_open=*/false, 2.0,
+                                            &request.frequency_penalty));
+  MOESERVE_RETURN_IF_ERROR(ReadRepetitionPenalty(body, &request.repetition_penalty));
+  MOESERVE_RETURN_IF_ERROR(ReadLogitBias(body, &request.logit_bias));
+  MOESERVE_RETURN_IF_ERROR(ReadLogprobs(body, &request.logprobs, &request.top_logprobs));
 
   for (const UnsupportedField& field : kUnsupportedFields) {
     const Json* value = Find(body, field.name);
@@ -348,28 +456,82 @@ absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(const Json& bod
   return request;
 }
 
-Json ChatCompletionJson(const CompletionMeta& meta, std::string_view content,
-                        std::string_view finish_reason, const Usage& usage) {
-  Json choice = {{"index", 0},
-                 {"message", {{"role", "assistant"}, {"content", content}}},
-                 {"logprobs", nullptr},
-                 {"finish_reason", finish_reason}};
+absl::Status CheckTokenIdsInVocabulary(const ChatCompletionRequest& request, int32_t vocab_size) {
+  for (const auto& [id, bias] : request.logit_bias) {
+    if (id >= vocab_size) {
+      return InvalidFieldError(
+          "logit_bias", absl::StrCat("'logit_bias' has token id ", id,
+                                     ", outside the model's vocabulary [0, ", vocab_size, ")"));
+    }
+  }
+  for (int32_t id : request.stop_token_ids) {
+    if (id >= vocab_size) {
+      return InvalidFieldError(
+          "stop_token_ids", absl::StrCat("'stop_token_ids' has token id ", id,
+                                         ", outside the model's vocabulary [0, ", vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// JSON has no -inf; vLLM sends -9999.0 for it and for anything below.
+double ClampLogprob(float logprob) {
+  return std::isnan(logprob) ? -9999.0 : std::max(static_cast<double>(logprob), -9999.0);
+}
+
+Json BytesJson(const std::string& bytes) {
+  Json out = Json::array();
+  for (const char c : bytes) out.push_back(static_cast<unsigned char>(c));
+  return out;
+}
+
+}  // namespace
+
+Json ChatLogprobsJson(const std::vector<ChatTokenLogprob>& content) {
+  Json entries = Json::array();
+  for (const ChatTokenLogprob& token : content) {
+    Json top = Json::array();
+    for (const ChatTopLogprob& alt : token.top_logprobs) {
+      top.push_back({{"token", alt.token},
+                     {"logprob", ClampLogprob(alt.logprob)},
+                     {"bytes", BytesJson(alt.bytes)}});
+    }
+    entries.push_back({{"token", token.token},
+                       {"logprob", ClampLogprob(token.logprob)},
+                       {"bytes", BytesJson(token.bytes)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(entries)}};
+}
+
+Json ChatCompletionJson(const CompletionMeta& meta, const std::vector<ChatChoice>& choices,
+                        const Usage& usage) {
+  Json choices_json = Json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    choices_json.push_back({{"index", i},
+                            {"message", {{"role", "assistant"}, {"content", choices[i].content}}},
+                            {"logprobs", choices[i].logprobs},
+                            {"finish_reason", choices[i].finish_reason}});
+  }
   return {{"id", meta.id},
           {"object", "chat.completion"},
           {"created", meta.created},
           {"model", meta.model},
           {"system_fingerprint", meta.system_fingerprint},
-          {"choices", Json::array({std::move(choice)})},
+          {"choices", std::move(choices_json)},
           {"usage",
            {{"prompt_tokens", usage.prompt_tokens},
             {"completion_tokens", usage.completion_tokens},
             {"total_tokens", usage.prompt_tokens + usage.completion_tokens}}}};
 }
 
-Json ChatCompletionChunkBuilder::Chunk(Json delta, std::string_view finish_reason) const {
-  Json choice = {{"index", 0},
+Json ChatCompletionChunkBuilder::Chunk(int32_t index, Json delta, std::string_view finish_reason,
+                                       const Json& logprobs) const {
+  Json choice = {{"index", index},
                  {"delta", std::move(delta)},
-                 {"logprobs", nullptr},
+                 {"logprobs", logprobs},
                  {"finish_reason", finish_reason.empty() ? Json(nullptr) : Json(finish_reason)}};
   Json chunk = {{"id", meta_.id},
                 {"object", "chat.completion.chunk"},
@@ -381,16 +543,17 @@ Json ChatCompletionChunkBuilder::Chunk(Json delta, std::string_view finish_reaso
   return chunk;
 }
 
-Json ChatCompletionChunkBuilder::RoleChunk() const {
-  return Chunk({{"role", "assistant"}, {"content", ""}}, "");
+Json ChatCompletionChunkBuilder::RoleChunk(int32_t index) const {
+  return Chunk(index, {{"role", "assistant"}, {"content", ""}}, "");
 }
 
-Json ChatCompletionChunkBuilder::ContentChunk(std::string_view text) const {
-  return Chunk({{"content", text}}, "");
+Json ChatCompletionChunkBuilder::ContentChunk(int32_t index, std::string_view text,
+                                              const Json& logprobs) const {
+  return Chunk(index, {{"content", text}}, "", logprobs);
 }
 
-Json ChatCompletionChunkBuilder::FinishChunk(std::string_view finish_reason) const {
-  return Chunk(Json::object(), finish_reason);
+Json ChatCompletionChunkBuilder::FinishChunk(int32_t index, std::string_view finish_reason) const {
+  return Chunk(index, Json::object(), finish_reason);
 }
 
 Json ChatCompletionChunkBuilder::UsageChunk(const Usage& usage) const {

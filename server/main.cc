@@ -53,6 +53,11 @@ ABSL_FLAG(int32_t, max_num_batched_tokens, 2048,
 ABSL_FLAG(int32_t, block_size, 16, "Tokens per KV-cache block.");
 ABSL_FLAG(std::string, kv_cache_memory, "1GiB",
           "Memory for the KV cache: bytes, or with a suffix (512MiB, 2GiB, 800MB).");
+ABSL_FLAG(std::string, device, "auto",
+          "auto (CUDA when a device is visible and this build has CUDA), cpu or cuda.");
+ABSL_FLAG(std::string, dtype, "auto",
+          "Weight dtype: auto (bfloat16 for bfloat16 checkpoints and on CUDA, else float32), "
+          "float32 or bfloat16.");
 ABSL_FLAG(bool, enable_prefix_caching, true,
           "Reuse the KV blocks of prompt prefixes computed before (--no-enable-prefix-caching "
           "turns it off).");
@@ -120,6 +125,8 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags() {
   }
   config.kv_cache_memory_bytes = *kv_bytes;
   config.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
+  config.device = absl::GetFlag(FLAGS_device);
+  config.dtype = absl::GetFlag(FLAGS_dtype);
   if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
   return config;
 }

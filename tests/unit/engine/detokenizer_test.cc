@@ -1,9 +1,14 @@
 #include "engine/detokenizer.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/tokenizer/hf_tokenizer.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/test_paths.h"
 
 namespace moeserve {
 namespace {
@@ -49,6 +54,153 @@ TEST(DetokenizerTest, FlushReplacesAnUnfinishedCharacter) {
   EXPECT_EQ(detok.Push(1), "a");
   EXPECT_EQ(detok.Push(2), "");
   EXPECT_EQ(detok.Flush(), "\xEF\xBF\xBD");
+}
+
+// Streams `ids` through a detokenizer with stop strings: the deltas, then whether it stopped
+// and at which push.
+struct StopRun {
+  std::vector<std::string> deltas;  // one per Push, then Flush's
+  int stopped_at = -1;              // index of the push that found a stop string
+  std::string text() const {
+    std::string all;
+    for (const std::string& d : deltas) all += d;
+    return all;
+  }
+};
+
+StopRun RunWithStops(const Tokenizer& tok, const std::vector<int32_t>& ids,
+                     std::vector<std::string> stop) {
+  IncrementalDetokenizer detok(&tok, std::move(stop));
+  StopRun run;
+  for (size_t i = 0; i < ids.size() && run.stopped_at < 0; ++i) {
+    run.deltas.push_back(detok.Push(ids[i]));
+    if (detok.stopped()) run.stopped_at = static_cast<int>(i);
+  }
+  run.deltas.push_back(detok.Flush());
+  return run;
+}
+
+TEST(DetokenizerStopTest, StopStringSplitAcrossTokens) {
+  ByteTokenizer tok({"<eos>", "Hello ", "wo", "rld", "!", " wor", "k"});
+  // "world" arrives as "wo" + "rld": "wo" is held back, then the match cuts before it.
+  StopRun run = RunWithStops(tok, {1, 2, 3, 4}, {"world"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"Hello ", "", "", ""}));
+  EXPECT_EQ(run.stopped_at, 2);
+  EXPECT_EQ(run.text(), "Hello ");
+  // A held-back prefix that turns out not to match is released: " wor" + "k".
+  run = RunWithStops(tok, {1, 5, 6, 4}, {"world"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"Hello ", " ", "work", "!", ""}));
+  EXPECT_EQ(run.stopped_at, -1);
+  // Held-back text is released by Flush when the request ends for another reason.
+  run = RunWithStops(tok, {1, 2}, {"world"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"Hello ", "", "wo"}));
+}
+
+TEST(DetokenizerStopTest, StopInsideOneToken) {
+  ByteTokenizer tok({"<eos>", "abc\ndef", "x"});
+  const StopRun run = RunWithStops(tok, {1, 2}, {"\n"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"abc", ""}));
+  EXPECT_EQ(run.stopped_at, 0);
+}
+
+TEST(DetokenizerStopTest, StopAtTheVeryStart) {
+  ByteTokenizer tok({"<eos>", "Answer", ": yes"});
+  const StopRun run = RunWithStops(tok, {1, 2}, {"Ans"});
+  EXPECT_EQ(run.text(), "");
+  EXPECT_EQ(run.stopped_at, 0);
+}
+
+TEST(DetokenizerStopTest, SeveralStopsTheEarliestWins) {
+  ByteTokenizer tok({"<eos>", "one two", " three", " four"});
+  // "three" ends first in the stream but "two" starts earlier in the same text.
+  StopRun run = RunWithStops(tok, {1, 2, 3}, {"three", "two three", "four"});
+  EXPECT_EQ(run.text(), "one ");
+  EXPECT_EQ(run.stopped_at, 1);
+  // Prefixes of "o tx" and "e fo" are held back, then released or matched across tokens.
+  run = RunWithStops(tok, {1, 2, 3}, {"o tx", "e fo", "zzz"});
+  EXPECT_EQ(run.text(), "one two thre");
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"one tw", "o thre", "", ""}));
+  EXPECT_EQ(run.stopped_at, 2);
+}
+
+TEST(DetokenizerStopTest, MultiByteCharactersAcrossTokens) {
+  // "€" = E2 82 AC arrives in two tokens; the stop string "€5" spans three.
+  const std::string euro = "\xE2\x82\xAC";
+  ByteTokenizer tok({"<eos>", "cost: ", "\xE2\x82", "\xAC", "5", euro + "4"});
+  StopRun run = RunWithStops(tok, {1, 2, 3, 4}, {euro + "5"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"cost: ", "", "", "", ""}));
+  EXPECT_EQ(run.stopped_at, 3);
+  EXPECT_EQ(run.text(), "cost: ");
+  // "€4" is not "€5": the held "€" is released with the "4".
+  run = RunWithStops(tok, {1, 5}, {euro + "5"});
+  EXPECT_EQ(run.deltas, (std::vector<std::string>{"cost: ", euro + "4", ""}));
+  // A stop string that ends in a multi-byte character.
+  run = RunWithStops(tok, {1, 2, 3, 4}, {": " + euro});
+  EXPECT_EQ(run.text(), "cost");
+  EXPECT_EQ(run.stopped_at, 2);
+}
+
+TEST(DetokenizerStopTest, SpecialTokensAreInvisibleToStops) {
+  ByteTokenizer tok({"<eos>", "ab", "cd"});
+  const StopRun run = RunWithStops(tok, {1, 0, 2}, {"bc"});
+  EXPECT_EQ(run.text(), "a");
+  EXPECT_EQ(run.stopped_at, 2);
+}
+
+TEST(DetokenizerStopTest, NoTextAfterTheStop) {
+  ByteTokenizer tok({"<eos>", "a.b", "c"});
+  IncrementalDetokenizer detok(&tok, {"."});
+  EXPECT_EQ(detok.Push(1), "a");
+  EXPECT_TRUE(detok.stopped());
+  EXPECT_EQ(detok.Push(2), "");
+  EXPECT_EQ(detok.Flush(), "");
+}
+
+// Streams `ids` one token at a time, as the engine does, and returns all the text.
+std::string Stream(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  IncrementalDetokenizer detok(&tok);
+  std::string text;
+  for (const int32_t id : ids) text += detok.Push(id);
+  return text + detok.Flush();
+}
+
+// SentencePiece (Mistral): the dummy prefix's space is dropped once, "▁" becomes a space,
+// byte-fallback tokens are joined into characters; the streamed text is what Hugging Face
+// decodes with skip_special_tokens for every case of the parity corpus.
+TEST(DetokenizerTest, SentencePieceStreamsAsHfDecodes) {
+  auto tok = LoadHfTokenizer(testing::SourcePath("tests/fixtures/mistral_spm"));
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const Tokenizer& t = **tok;
+  const int32_t hello = t.FindToken("\xE2\x96\x81Hello").value_or(-1);
+  const int32_t world = t.FindToken("\xE2\x96\x81world").value_or(-1);
+  ASSERT_GE(hello, 0);
+  ASSERT_GE(world, 0);
+  {
+    IncrementalDetokenizer detok(&t);
+    EXPECT_EQ(detok.Push(1), "");  // <s>
+    EXPECT_EQ(detok.Push(hello), "Hello");
+    EXPECT_EQ(detok.Push(world), " world");
+  }
+  // "中" is three byte tokens: nothing until the character is complete.
+  const std::vector<int32_t> ids = t.Encode("\xE4\xB8\xAD\xF0\x9F\xAB\xA0", true);
+  {
+    IncrementalDetokenizer detok(&t);
+    std::vector<std::string> pieces;
+    for (const int32_t id : ids) pieces.push_back(detok.Push(id));
+    for (const std::string& piece : pieces) {
+      EXPECT_TRUE(piece.empty() || piece == " " || piece.size() >= 3) << piece;
+    }
+  }
+
+  std::ifstream in(testing::SourcePath("tests/fixtures/mistral_spm_tokenizer_cases.json"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const nlohmann::json cases = nlohmann::json::parse(buffer.str());
+  for (const nlohmann::json& c : cases["encode_cases"]) {
+    const auto case_ids = c["ids"].get<std::vector<int32_t>>();
+    const std::string want = c.value("decoded_skip_special", c["decoded"].get<std::string>());
+    EXPECT_EQ(Stream(t, case_ids), want) << c["text"].dump();
+  }
 }
 
 TEST(TakeCompleteUtf8Test, ReplacesInvalidAndKeepsIncompleteTail) {

@@ -88,11 +88,14 @@ class FakeChatTemplate : public ChatTemplate {
 // Records submitted requests and pushes a scripted list of outputs into each handle.
 class FakeEngine : public Engine {
  public:
-  FakeEngine() { info_.max_model_len = kMaxModelLen; }
+  FakeEngine() {
+    info_.max_model_len = kMaxModelLen;
+    info_.vocab_size = 266;
+  }
 
   absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) override {
     if (!submit_error.ok()) return submit_error;
-    auto handle = std::make_shared<RequestHandle>(request.id);
+    auto handle = std::make_shared<RequestHandle>(request.id, request.sampling.n);
     for (const RequestOutput& output : script) handle->Push(output);
     if (on_submit) on_submit(handle);
     submitted.push_back(std::move(request));
@@ -284,6 +287,150 @@ TEST_F(ChatRoutesTest, Streams) {
   EXPECT_FALSE(engine_.handles[0]->aborted());
 }
 
+RequestOutput OfChoice(int32_t index, RequestOutput output) {
+  output.index = index;
+  return output;
+}
+
+TEST_F(ChatRoutesTest, CompletesSeveralChoices) {
+  // The choices' outputs interleave; choice 1 finishes first.
+  engine_.script = {OfChoice(0, Output("He", 1)), OfChoice(1, Output("Bye", 1)),
+                    OfChoice(1, Output("!", 2, FinishReason::kStop)), OfChoice(0, Output("llo", 2)),
+                    OfChoice(0, Output(" you", 3, FinishReason::kLength))};
+  const HttpResponse response =
+      Post(R"({"n": 2, "seed": 5, "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(engine_.submitted[0].sampling.n, 2);
+  const Json body = Json::parse(response.body);
+  ASSERT_EQ(body["choices"].size(), 2u);
+  EXPECT_EQ(body["choices"][0]["index"], 0);
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "Hello you");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(body["choices"][1]["index"], 1);
+  EXPECT_EQ(body["choices"][1]["message"]["content"], "Bye!");
+  EXPECT_EQ(body["choices"][1]["finish_reason"], "stop");
+  EXPECT_EQ(body["usage"], Json({{"prompt_tokens", kHelloPromptTokens},
+                                 {"completion_tokens", 5},
+                                 {"total_tokens", kHelloPromptTokens + 5}}));
+  EXPECT_FALSE(engine_.handles[0]->aborted());
+}
+
+TEST_F(ChatRoutesTest, StreamsSeveralChoices) {
+  engine_.script = {OfChoice(1, Output("Bye", 1)), OfChoice(0, Output("He", 1)),
+                    OfChoice(1, Output("!", 2, FinishReason::kStop)),
+                    OfChoice(0, Output("llo", 2, FinishReason::kLength))};
+  const HttpResponse response = Post(R"({"n": 2, "stream": true,
+      "stream_options": {"include_usage": true},
+      "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::vector<std::string> events = Drain(response);
+  // 2 role chunks, 4 content chunks, 2 finish chunks, usage, [DONE].
+  ASSERT_EQ(events.size(), 10u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string content[2];
+  std::string finish[2];
+  int roles[2] = {0, 0};
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    const Json chunk = Json::parse(events[i]);
+    ASSERT_EQ(chunk["choices"].size(), 1u) << events[i];
+    const Json& choice = chunk["choices"][0];
+    const int index = choice["index"].get<int>();
+    ASSERT_TRUE(index == 0 || index == 1) << events[i];
+    EXPECT_TRUE(finish[index].empty()) << "a chunk after choice " << index << " finished";
+    if (i < 2) {
+      EXPECT_EQ(index, static_cast<int>(i)) << "the role chunks come first, in order";
+      EXPECT_EQ(choice["delta"]["role"], "assistant");
+      ++roles[index];
+    } else if (!choice["finish_reason"].is_null()) {
+      finish[index] = choice["finish_reason"].get<std::string>();
+    } else {
+      content[index] += choice["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(roles[0], 1);
+  EXPECT_EQ(roles[1], 1);
+  EXPECT_EQ(content[0], "Hello");
+  EXPECT_EQ(content[1], "Bye!");
+  EXPECT_EQ(finish[0], "length");
+  EXPECT_EQ(finish[1], "stop");
+  const Json usage = Json::parse(events[events.size() - 2]);
+  EXPECT_EQ(usage["choices"], Json::array());
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], kHelloPromptTokens);
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 4);
+  EXPECT_FALSE(engine_.handles[0]->aborted());
+}
+
+// Token 'H' + 10 with two alternatives; logprobs are in OpenAI's chat shape.
+RequestOutput WithLogprobs(RequestOutput output, int32_t token, float logprob) {
+  output.token_ids.assign(1, token);
+  output.logprobs.push_back(TokenLogprob{token, logprob, {{token, logprob}, {'J' + 10, -2.0f}}});
+  return output;
+}
+
+TEST_F(ChatRoutesTest, SamplingParametersReachTheEngine) {
+  engine_.script = {Output("x", 1, FinishReason::kStop)};
+  ASSERT_EQ(Post(R"({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "bc"],
+      "presence_penalty": 0.5, "frequency_penalty": -0.5, "repetition_penalty": 1.2,
+      "min_p": 0.1, "logit_bias": {"265": -100}, "logprobs": true, "top_logprobs": 3,
+      "stop_token_ids": [12, 13]})")
+                .status,
+            200);
+  const SamplingParams& sampling = engine_.submitted[0].sampling;
+  EXPECT_EQ(sampling.stop, (std::vector<std::string>{"a", "bc"}));
+  EXPECT_EQ(sampling.stop_token_ids, (std::vector<int32_t>{12, 13}));
+  EXPECT_EQ(sampling.presence_penalty, 0.5f);
+  EXPECT_EQ(sampling.frequency_penalty, -0.5f);
+  EXPECT_EQ(sampling.repetition_penalty, 1.2f);
+  EXPECT_EQ(sampling.min_p, 0.1f);
+  EXPECT_EQ(sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{265, -100.0f}}));
+  EXPECT_TRUE(sampling.logprobs);
+  EXPECT_EQ(sampling.top_logprobs, 3);
+}
+
+TEST_F(ChatRoutesTest, LogprobsPlainAndStreamed) {
+  engine_.script = {WithLogprobs(Output("H", 1), 'H' + 10, -0.5f),
+                    WithLogprobs(Output("", 2, FinishReason::kStop), 'i' + 10, -0.25f)};
+  const Json expected = Json::parse(R"([
+      {"token": "H", "logprob": -0.5, "bytes": [72],
+       "top_logprobs": [{"token": "H", "logprob": -0.5, "bytes": [72]},
+                        {"token": "J", "logprob": -2.0, "bytes": [74]}]},
+      {"token": "i", "logprob": -0.25, "bytes": [105],
+       "top_logprobs": [{"token": "i", "logprob": -0.25, "bytes": [105]},
+                        {"token": "J", "logprob": -2.0, "bytes": [74]}]}])");
+  const HttpResponse plain = Post(R"({"messages": [{"role": "user", "content": "hi"}],
+      "logprobs": true, "top_logprobs": 2})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(Json::parse(plain.body)["choices"][0]["logprobs"]["content"], expected);
+
+  // Streamed: outputs that pile up are merged with their logprobs.
+  std::vector<std::string> events = Drain(Post(R"({"stream": true,
+      "messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 2})"));
+  ASSERT_EQ(events.size(), 4u);  // role, "Hi" with two logprobs, finish, [DONE]
+  EXPECT_TRUE(Json::parse(events[0])["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(Json::parse(events[1])["choices"][0]["logprobs"]["content"], expected);
+  EXPECT_TRUE(Json::parse(events[2])["choices"][0]["logprobs"].is_null());
+
+  // A token whose text is held back (e.g. part of a stop string) still sends its logprobs.
+  engine_.script = {WithLogprobs(Output("", 1), 'i' + 10, -0.25f)};
+  const HttpResponse response = Post(R"({"stream": true,
+      "messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 2})");
+  std::string role, held;
+  ASSERT_TRUE(response.stream->next(&role));
+  ASSERT_TRUE(response.stream->next(&held));
+  const Json chunk = Json::parse(held.substr(6))["choices"][0];
+  EXPECT_EQ(chunk["delta"]["content"], "");
+  EXPECT_EQ(chunk["logprobs"]["content"], Json::array({expected[1]}));
+  engine_.handles.back()->Push(Output("", 1, FinishReason::kStop));
+  events = Drain(response);
+  EXPECT_EQ(events.size(), 2u);  // finish, [DONE]
+}
+
+TEST_F(ChatRoutesTest, NoLogprobsUnlessAsked) {
+  engine_.script = {Output("x", 1, FinishReason::kStop)};
+  const HttpResponse plain = Post(kHello);
+  EXPECT_TRUE(Json::parse(plain.body)["choices"][0]["logprobs"].is_null());
+}
+
 TEST_F(ChatRoutesTest, StreamWithoutUsage) {
   engine_.script = {Output("ok", 1, FinishReason::kLength)};
   const std::vector<std::string> events = Drain(Post(R"({"stream": true,
@@ -353,9 +500,12 @@ TEST_F(ChatRoutesTest, BadRequests) {
       {R"({"messages": []})", 400, "messages", "at least one message"},
       {R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 3})", 400, "temperature",
        "between 0 and 2"},
-      {R"({"messages": [{"role": "user", "content": "hi"}], "n": 2})", 400, "n", "'n' must be 1"},
-      {R"({"messages": [{"role": "user", "content": "hi"}], "stop": "x"})", 400, "stop",
-       "not supported yet"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "n": 129})", 400, "n",
+       "'n' must be an integer between 1 and 128, got 129"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"266": 1}})", 400,
+       "logit_bias", "token id 266, outside the model's vocabulary [0, 266)"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "stop_token_ids": [300]})", 400,
+       "stop_token_ids", "token id 300, outside the model's vocabulary [0, 266)"},
       {R"({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})", 404, "model",
        "The model `gpt-4` does not exist."},
       {R"({"messages": [{"role": "user", "content": "RAISE"}]})", 400, "messages",
