@@ -27,6 +27,7 @@
 ABSL_FLAG(std::string, model, "models/SmolLM2-135M-Instruct.Q4_1.gguf",
           "GGUF file or Hugging Face directory");
 ABSL_FLAG(int, threads, 0, "CPU threads (0 = all)");
+ABSL_FLAG(std::string, dtype, "float32", "weights: float32 or bfloat16");
 ABSL_FLAG(int, prompt_len, 256, "prefill length");
 ABSL_FLAG(int, steps, 32, "decode steps per measurement");
 
@@ -67,14 +68,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(weights.status().message()).c_str());
     return 1;
   }
-  // Bytes of f32 weights every step reads whatever the routing, and of one expert of
+  CpuBackend backend(absl::GetFlag(FLAGS_threads));
+  const bool bf16 = absl::GetFlag(FLAGS_dtype) == "bfloat16";
+  if (bf16) *weights = UploadWeights(*weights, &backend, DType::kBF16);
+  // Bytes of weights every step reads whatever the routing, and of one expert of
   // each MoE layer (gate, up and down, at the layer's stored width).
   double expert_bytes_total = 0.0;
   std::vector<double> expert_bytes(config->num_layers, 0.0);
   for (int l = 0; l < config->num_layers; ++l) {
     if (!config->IsMoeLayer(l)) continue;
     const Tensor& down = weights->layers[l].moe.experts_down;
-    expert_bytes[l] = 3.0 * down.dim(1) * down.dim(2) * 4.0;
+    expert_bytes[l] = 3.0 * down.dim(1) * down.dim(2) * DTypeRowBytes(down.dtype(), 1);
     expert_bytes_total += expert_bytes[l] * config->moe.num_experts;
   }
   double stored = 0.0;
@@ -93,7 +97,6 @@ int main(int argc, char** argv) {
   const int prompt_len = absl::GetFlag(FLAGS_prompt_len);
   const int steps = absl::GetFlag(FLAGS_steps);
   const int max_batch = 32;
-  CpuBackend backend(absl::GetFlag(FLAGS_threads));
   Model model(*config, *std::move(weights), &backend, std::max(prompt_len, max_batch), max_batch);
   const int block = 16;
   const int blocks_per_seq = (prompt_len + steps + block) / block + 1;
@@ -101,11 +104,11 @@ int main(int argc, char** argv) {
   ThreadPool pool(backend.num_threads());
   const double bandwidth = MeasureBandwidth(&pool);
   std::printf(
-      "model %s (%s): %.1f MiB of f32 weights read per step at least, %.1f MiB of experts "
+      "model %s (%s, %s weights): %.1f MiB read per step at least, %.1f MiB of experts "
       "(%d x top-%d); threads %d; copy bandwidth %.1f GB/s\n",
-      absl::GetFlag(FLAGS_model).c_str(), ModelFamilyName(config->family), shared_bytes / (1 << 20),
-      expert_bytes_total / (1 << 20), config->moe.num_experts, config->moe.top_k,
-      backend.num_threads(), bandwidth / 1e9);
+      absl::GetFlag(FLAGS_model).c_str(), ModelFamilyName(config->family), bf16 ? "bf16" : "f32",
+      shared_bytes / (1 << 20), expert_bytes_total / (1 << 20), config->moe.num_experts,
+      config->moe.top_k, backend.num_threads(), bandwidth / 1e9);
 
   std::vector<std::vector<int32_t>> tables(max_batch);
   for (int s = 0; s < max_batch; ++s) {
