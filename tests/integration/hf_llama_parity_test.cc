@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve {
@@ -41,24 +42,8 @@ std::string FixtureDir(const std::string& format) {
   return testing::SourcePath("tests/fixtures/tiny_llama/" + format);
 }
 
-struct Loaded {
-  ModelConfig config;
-  std::unique_ptr<TensorSource> source;
-  ModelWeights weights;
-};
-
-absl::StatusOr<Loaded> Load(const std::string& dir) {
-  Loaded loaded;
-  auto config = ModelConfigFromHfConfig(dir + "/config.json");
-  if (!config.ok()) return config.status();
-  loaded.config = *config;
-  auto source = OpenHfCheckpoint(dir);
-  if (!source.ok()) return source.status();
-  loaded.source = *std::move(source);
-  auto weights = LoadHfWeights(*loaded.source, loaded.config);
-  if (!weights.ok()) return weights.status();
-  loaded.weights = *std::move(weights);
-  return loaded;
+absl::StatusOr<testing::HostModel> Load(const std::string& dir) {
+  return testing::LoadHfCheckpoint(dir);
 }
 
 // ---- Writing modified checkpoints --------------------------------------------------------
@@ -406,8 +391,7 @@ TEST(HfLlamaConfigMismatchTest, ExpertsTheCheckpointLacksAreNamed) {
   config->moe.num_experts = 4;
   config->moe.top_k = 2;
   config->moe.norm_topk_prob = true;
-  config->moe.expert_intermediate_sizes.assign(config->num_layers,
-                                               std::vector<int32_t>(4, 32));
+  config->moe.expert_intermediate_sizes.assign(config->num_layers, std::vector<int32_t>(4, 32));
   auto source = OpenHfCheckpoint(FixtureDir("safetensors"));
   ASSERT_TRUE(source.ok()) << source.status();
   auto weights = LoadHfWeights(**source, *config);

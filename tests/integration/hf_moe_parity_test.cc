@@ -25,6 +25,7 @@
 #include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve {
@@ -44,24 +45,8 @@ nlohmann::json ReadExpected(const std::string& name) {
   return nlohmann::json::parse(in);
 }
 
-struct Loaded {
-  ModelConfig config;
-  std::unique_ptr<TensorSource> source;
-  ModelWeights weights;
-};
-
-absl::StatusOr<Loaded> LoadHf(const std::string& dir) {
-  Loaded loaded;
-  auto config = ModelConfigFromHfConfig(dir + "/config.json");
-  if (!config.ok()) return config.status();
-  loaded.config = *config;
-  auto source = OpenHfCheckpoint(dir);
-  if (!source.ok()) return source.status();
-  loaded.source = *std::move(source);
-  auto weights = LoadHfWeights(*loaded.source, loaded.config);
-  if (!weights.ok()) return weights.status();
-  loaded.weights = *std::move(weights);
-  return loaded;
+absl::StatusOr<testing::HostModel> LoadHf(const std::string& dir) {
+  return testing::LoadHfCheckpoint(dir);
 }
 
 const char* RouterName(const ModelConfig& c) {
@@ -393,31 +378,18 @@ TEST(EngineMoeTest, ServesTheMixtralGguf) {
   config.kv_cache_memory_bytes = 1 << 20;
   auto engine = Engine::Create(config);
   ASSERT_TRUE(engine.ok()) << engine.status();
-  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::vector<std::vector<int32_t>> prompts;
   for (const nlohmann::json& prompt : expected["prompts"]) {
-    Request r;
-    r.id = "moe-" + std::to_string(handles.size());
-    r.prompt_token_ids = prompt["prompt_ids"].get<std::vector<int32_t>>();
-    r.sampling.temperature = 0.0f;
-    r.sampling.max_tokens = 32;
-    r.sampling.ignore_eos = true;
-    auto handle = (*engine)->Submit(std::move(r));
-    ASSERT_TRUE(handle.ok()) << handle.status();
-    handles.push_back(*handle);
+    prompts.push_back(prompt["prompt_ids"].get<std::vector<int32_t>>());
   }
-  for (size_t i = 0; i < handles.size(); ++i) {
-    std::vector<int32_t> tokens;
-    while (true) {
-      std::optional<RequestOutput> out = handles[i]->Next(absl::Seconds(60));
-      ASSERT_TRUE(out.has_value());
-      tokens.insert(tokens.end(), out->token_ids.begin(), out->token_ids.end());
-      if (out->finished()) break;
-    }
+  const auto tokens = testing::GreedyTokens(**engine, prompts, 32);
+  ASSERT_EQ(tokens.size(), prompts.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
     std::vector<int32_t> want;
     for (const nlohmann::json& step : expected["prompts"][i]["steps"]) {
       want.push_back(step["token"].get<int32_t>());
     }
-    EXPECT_EQ(tokens, want) << "prompt " << i;
+    EXPECT_EQ(tokens[i], want) << "prompt " << i;
   }
 }
 

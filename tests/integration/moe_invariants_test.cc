@@ -6,20 +6,18 @@
 // sum to the dense MLP, (b) because uniform scores 1/4 times 4 sum the four slices back
 // into the dense FFN. Both differ from the dense model only in f32 summation order.
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/time/time.h"
-#include "common/absl_strings.h"
 #include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
 #include "tools/convert/split.h"
 #include "tools/convert/upcycle.h"
-
-#include <fstream>
 
 namespace moeserve {
 namespace {
@@ -31,6 +29,10 @@ constexpr int32_t kTokens = 24;
 std::vector<std::vector<int32_t>> GreedyTokens(const std::string& model_path) {
   std::ifstream in(testing::SourcePath("tests/fixtures/smollm2_greedy.json"));
   const nlohmann::json fixture = nlohmann::json::parse(in);
+  std::vector<std::vector<int32_t>> prompts;
+  for (const nlohmann::json& prompt : fixture["prompts"]) {
+    prompts.push_back(prompt["prompt_ids"].get<std::vector<int32_t>>());
+  }
   EngineConfig config;
   config.model_path = model_path;
   config.max_model_len = 256;
@@ -38,30 +40,7 @@ std::vector<std::vector<int32_t>> GreedyTokens(const std::string& model_path) {
   auto engine = Engine::Create(config);
   EXPECT_TRUE(engine.ok()) << engine.status();
   if (!engine.ok()) return {};
-  std::vector<std::shared_ptr<RequestHandle>> handles;
-  for (const nlohmann::json& prompt : fixture["prompts"]) {
-    Request r;
-    r.id = Cat("p", handles.size());
-    r.prompt_token_ids = prompt["prompt_ids"].get<std::vector<int32_t>>();
-    r.sampling.temperature = 0.0f;
-    r.sampling.max_tokens = kTokens;
-    r.sampling.ignore_eos = true;
-    auto handle = (*engine)->Submit(std::move(r));
-    EXPECT_TRUE(handle.ok()) << handle.status();
-    if (!handle.ok()) return {};
-    handles.push_back(*handle);
-  }
-  std::vector<std::vector<int32_t>> tokens(handles.size());
-  for (size_t i = 0; i < handles.size(); ++i) {
-    while (true) {
-      std::optional<RequestOutput> out = handles[i]->Next(absl::Seconds(300));
-      EXPECT_TRUE(out.has_value());
-      if (!out.has_value()) break;
-      tokens[i].insert(tokens[i].end(), out->token_ids.begin(), out->token_ids.end());
-      if (out->finished()) break;
-    }
-  }
-  return tokens;
+  return testing::GreedyTokens(**engine, prompts, kTokens);
 }
 
 class MoeInvariantsTest : public ::testing::Test {

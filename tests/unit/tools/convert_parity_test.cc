@@ -20,6 +20,7 @@
 #include "engine/model.h"
 #include "engine/model_weights.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
 #include "tools/convert/split.h"
 #include "tools/convert/upcycle.h"
@@ -45,26 +46,10 @@ std::string TinySource() {
   return dir;
 }
 
-struct Loaded {
-  ModelConfig config;
-  ModelWeights weights;
-};
+using Loaded = testing::HostModel;
 
-absl::StatusOr<Loaded> LoadHf(const std::string& dir) {
-  Loaded loaded;
-  MOESERVE_ASSIGN_OR_RETURN(loaded.config, ModelConfigFromHfConfig(dir + "/config.json"));
-  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<TensorSource> source, OpenHfCheckpoint(dir));
-  MOESERVE_ASSIGN_OR_RETURN(loaded.weights, LoadHfWeights(*source, loaded.config));
-  return loaded;
-}
-
-absl::StatusOr<Loaded> LoadGguf(const std::string& path) {
-  Loaded loaded;
-  MOESERVE_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file, gguf::GgufFile::Open(path));
-  MOESERVE_ASSIGN_OR_RETURN(loaded.config, ModelConfigFromGguf(*file));
-  MOESERVE_ASSIGN_OR_RETURN(loaded.weights, LoadGgufWeights(*file, loaded.config));
-  return loaded;
-}
+absl::StatusOr<Loaded> LoadHf(const std::string& dir) { return testing::LoadHfCheckpoint(dir); }
+absl::StatusOr<Loaded> LoadGguf(const std::string& path) { return testing::LoadGgufModel(path); }
 
 // Greedy-decodes `steps` tokens after `prompt` on both models (fed the dense model's
 // choice), returning the largest logit difference; the argmax must agree at every step.
