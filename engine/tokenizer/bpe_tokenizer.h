@@ -13,26 +13,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/tokenizer/added_tokens.h"
+#include "engine/tokenizer/pair_merges.h"
 #include "engine/tokenizer/pre_tokenizer.h"
+#include "engine/tokenizer/token_table.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace moeserve {
-
-// Token types, numbered as GGUF's tokenizer.ggml.token_type (llama.cpp's llama_token_type).
-enum class TokenType : int32_t {
-  kNormal = 1,
-  kUnknown = 2,
-  kControl = 3,      // special tokens: <|im_start|>, <|eot_id|>, ...
-  kUserDefined = 4,  // added tokens that are not special; always matched literally
-  kUnused = 5,
-  kByte = 6,  // "<0xAB>" byte-fallback tokens
-};
 
 struct BpeVocab {
   // [vocab_size] token strings; normal tokens in the byte-level alphabet ("Ġthe"), added
@@ -80,46 +71,26 @@ class BpeTokenizer final : public Tokenizer {
   bool add_bos_token() const override { return add_bos_; }
   const std::vector<int32_t>& stop_ids() const override { return stop_ids_; }
 
-  TokenType token_type(int32_t id) const;
+  TokenType token_type(int32_t id) const { return table_.type(id); }
 
  private:
-  // A byte trie over the literal texts of added tokens, for leftmost-longest matching.
-  struct TrieNode {
-    std::vector<std::pair<uint8_t, int32_t>> children;  // (byte, node index), sorted
-    int32_t token = -1;                                 // token ending here, or -1
-  };
-  struct Merge {
-    int32_t rank;
-    int32_t result;
-  };
-
   BpeTokenizer() = default;
 
   // Create()'s steps; each needs the ones before it.
   absl::Status InitTokens(const BpeVocab& vocab);
   absl::Status InitMerges(const std::vector<std::string>& merges);
-  void InitAddedTokens(const std::vector<std::string>& tokens);
 
   // Ids of one pre-tokenized word (raw bytes), appended to *ids.
   void EncodeWord(std::string_view word, std::vector<int32_t>* ids) const;
   // Ids of a stretch of text with no added tokens in it, appended to *ids.
   void EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids) const;
-  // Length of the longest added token at text[pos] that may be split out, or 0.
-  size_t MatchAddedToken(std::string_view text, size_t pos, bool parse_special,
-                         int32_t* token) const;
-
-  static uint64_t PairKey(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-           static_cast<uint32_t>(right);
-  }
 
   int32_t vocab_size_ = 0;
+  TokenTable table_;                      // types and text -> id, in the byte-level alphabet
   std::vector<std::string> token_bytes_;  // [vocab_size] what each token decodes to
-  std::vector<TokenType> token_types_;    // [vocab_size]
-  absl::flat_hash_map<std::string, int32_t> token_to_id_;
-  absl::flat_hash_map<uint64_t, Merge> merges_;  // PairKey(left, right) -> merge
-  int32_t byte_to_id_[256] = {};                 // id of each byte's one-char token, or -1
-  std::vector<TrieNode> added_trie_;             // node 0 is the root
+  PairMerges merges_;
+  int32_t byte_to_id_[256] = {};  // id of each byte's one-char token, or -1
+  AddedTokens added_;
   PreTokenizerKind pre_kind_ = PreTokenizerKind::kGpt2;
   bool ignore_merges_ = false;  // a word that is itself a token is not merged (Llama 3)
   bool normalize_nfc_ = false;  // the NFC normalizer runs before pre-tokenization (Qwen2)

@@ -1,9 +1,10 @@
 #include "engine/tokenizer/spm_tokenizer.h"
 
 #include <algorithm>
-#include <queue>
+#include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "common/absl_strings.h"
 #include "engine/tokenizer/unicode.h"
@@ -13,25 +14,6 @@ namespace {
 
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581 "▁"
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-
-// The byte of a "<0xAB>" token, or -1.
-int ParseByteToken(std::string_view token) {
-  if (token.size() != 6 || token.substr(0, 3) != "<0x" || token[5] != '>') return -1;
-  int value = 0;
-  for (const char c : token.substr(3, 2)) {
-    value *= 16;
-    if (c >= '0' && c <= '9') {
-      value += c - '0';
-    } else if (c >= 'A' && c <= 'F') {
-      value += c - 'A' + 10;
-    } else if (c >= 'a' && c <= 'f') {
-      value += c - 'a' + 10;
-    } else {
-      return -1;
-    }
-  }
-  return value;
-}
 
 std::string ByteTokenText(int byte) {
   constexpr char kHex[] = "0123456789ABCDEF";
@@ -65,26 +47,13 @@ bool NeedsScores(SpmMergeOrder order) {
   return order == SpmMergeOrder::kScore || order == SpmMergeOrder::kSentencePiece;
 }
 
-absl::Status CheckId(int32_t id, int32_t vocab_size, std::string_view what) {
-  if (id < -1 || id >= vocab_size) {
-    return absl::InvalidArgumentError(
-        Cat(what, " ", id, " is outside the vocabulary of ", vocab_size, " tokens"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SpmTokenizer>> SpmTokenizer::Create(SpmVocab vocab) {
-  if (vocab.tokens.empty()) return absl::InvalidArgumentError("empty SentencePiece vocabulary");
-  if (vocab.tokens.size() > (1u << 30)) {
-    return absl::InvalidArgumentError("SentencePiece vocabulary too large");
+  if (absl::Status s = CheckVocabSize(vocab.tokens, vocab.token_types, "SentencePiece"); !s.ok()) {
+    return s;
   }
   const auto vocab_size = static_cast<int32_t>(vocab.tokens.size());
-  if (!vocab.token_types.empty() && vocab.token_types.size() != vocab.tokens.size()) {
-    return absl::InvalidArgumentError(
-        Cat("token types has ", vocab.token_types.size(), " entries for ", vocab_size, " tokens"));
-  }
   if (NeedsScores(vocab.merge_order) && vocab.scores.size() != vocab.tokens.size()) {
     return absl::InvalidArgumentError(
         Cat("scores has ", vocab.scores.size(), " entries for ", vocab_size, " tokens"));
@@ -92,16 +61,10 @@ absl::StatusOr<std::unique_ptr<SpmTokenizer>> SpmTokenizer::Create(SpmVocab voca
   if (vocab.merge_order != SpmMergeOrder::kListed && !vocab.merges.empty()) {
     return absl::InvalidArgumentError("explicit merges given with a derived merge order");
   }
-  for (const auto& [id, what] :
-       {std::pair{vocab.bos_id, "bos id"}, std::pair{vocab.eos_id, "eos id"},
-        std::pair{vocab.unk_id, "unknown-token id"}}) {
-    if (absl::Status s = CheckId(id, vocab_size, what); !s.ok()) return s;
-  }
-  for (const int32_t id : vocab.stop_ids) {
-    if (id < 0 || id >= vocab_size) {
-      return absl::InvalidArgumentError(
-          Cat("stop id ", id, " is outside the vocabulary of ", vocab_size, " tokens"));
-    }
+  if (absl::Status s =
+          CheckSpecialIds(vocab_size, vocab.bos_id, vocab.eos_id, vocab.unk_id, vocab.stop_ids);
+      !s.ok()) {
+    return s;
   }
 
   auto tok = std::unique_ptr<SpmTokenizer>(new SpmTokenizer());
@@ -118,7 +81,7 @@ absl::StatusOr<std::unique_ptr<SpmTokenizer>> SpmTokenizer::Create(SpmVocab voca
   tok->add_eos_ = vocab.add_eos;
   if (absl::Status s = tok->InitTokens(vocab); !s.ok()) return s;
   if (absl::Status s = tok->InitMerges(vocab); !s.ok()) return s;
-  tok->InitAddedTokens(vocab.tokens);
+  tok->added_.Build(vocab.tokens, tok->table_);
   tok->tokens_ = std::move(vocab.tokens);
   tok->stop_ids_ = std::move(vocab.stop_ids);
   if (tok->stop_ids_.empty() && tok->eos_id_ >= 0) tok->stop_ids_.push_back(tok->eos_id_);
@@ -126,56 +89,37 @@ absl::StatusOr<std::unique_ptr<SpmTokenizer>> SpmTokenizer::Create(SpmVocab voca
 }
 
 absl::Status SpmTokenizer::InitTokens(const SpmVocab& vocab) {
-  token_types_.assign(vocab.tokens.size(), TokenType::kNormal);
-  for (size_t i = 0; i < vocab.token_types.size(); ++i) {
-    const int32_t type = vocab.token_types[i];
-    if (type < static_cast<int32_t>(TokenType::kNormal) ||
-        type > static_cast<int32_t>(TokenType::kByte)) {
-      return absl::InvalidArgumentError(Cat("token ", i, " has unknown token type ", type));
-    }
-    token_types_[i] = static_cast<TokenType>(type);
-  }
-  // Later duplicates win, as in HF's vocabulary map.
-  token_to_id_.reserve(vocab.tokens.size());
-  for (int32_t id = 0; id < vocab_size_; ++id) token_to_id_[vocab.tokens[id]] = id;
+  if (absl::Status s = table_.Init(vocab.tokens, vocab.token_types); !s.ok()) return s;
 
   // As HF's ByteFallback decoder, any ordinary token spelled "<0xAB>" stands for its byte.
   byte_of_token_.assign(vocab.tokens.size(), -1);
   for (int32_t id = 0; id < vocab_size_; ++id) {
-    const TokenType type = token_types_[id];
+    const TokenType type = table_.type(id);
     if (type == TokenType::kNormal || type == TokenType::kByte) {
       byte_of_token_[id] = static_cast<int16_t>(ParseByteToken(vocab.tokens[id]));
     }
   }
   for (int b = 0; b < 256; ++b) {
-    const auto it = token_to_id_.find(ByteTokenText(b));
-    byte_to_id_[b] = it == token_to_id_.end() ? -1 : it->second;
+    byte_to_id_[b] = table_.Find(ByteTokenText(b)).value_or(-1);
   }
   return absl::OkStatus();
 }
 
-void SpmTokenizer::AddMerge(int32_t left, int32_t right, int32_t rank, int32_t result,
-                            bool overwrite) {
-  const auto [it, inserted] = merges_.try_emplace(PairKey(left, right), Merge{rank, result});
-  if (!inserted && overwrite) it->second = Merge{rank, result};
-}
-
 absl::Status SpmTokenizer::InitMerges(const SpmVocab& vocab) {
   if (vocab.merge_order == SpmMergeOrder::kListed) {
-    merges_.reserve(vocab.merges.size());
+    merges_.Reserve(vocab.merges.size());
     for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
       const auto& [left, right] = vocab.merges[rank];
-      const auto left_it = token_to_id_.find(left);
-      const auto right_it = token_to_id_.find(right);
-      const auto result_it = token_to_id_.find(left + right);
-      if (left_it == token_to_id_.end() || right_it == token_to_id_.end() ||
-          result_it == token_to_id_.end()) {
+      const std::optional<int32_t> left_id = table_.Find(left);
+      const std::optional<int32_t> right_id = table_.Find(right);
+      const std::optional<int32_t> result_id = table_.Find(left + right);
+      if (!left_id.has_value() || !right_id.has_value() || !result_id.has_value()) {
         return absl::InvalidArgumentError(Cat("merge ", rank, " ['", left, "', '", right,
                                               "'] refers to a token not in the vocabulary"));
       }
       // Later duplicates win, as in HF's merge map.
-      AddMerge(left_it->second, right_it->second, static_cast<int32_t>(rank), result_it->second,
-               /*overwrite=*/true);
+      merges_.Add(*left_id, *right_id, static_cast<int32_t>(rank), *result_id,
+                  /*overwrite=*/true);
     }
     return absl::OkStatus();
   }
@@ -193,9 +137,9 @@ absl::Status SpmTokenizer::InitMerges(const SpmVocab& vocab) {
   std::vector<Candidate> candidates;
   for (int32_t id = 0; id < vocab_size_; ++id) {
     const std::string& piece = vocab.tokens[id];
-    if (token_to_id_[piece] != id) continue;  // a duplicate: the last one counts
+    if (table_.Find(piece) != id) continue;  // a duplicate: the last one counts
     if (vocab.merge_order == SpmMergeOrder::kSentencePiece) {
-      const TokenType type = token_types_[id];
+      const TokenType type = table_.type(id);
       if (type != TokenType::kNormal && type != TokenType::kUserDefined &&
           type != TokenType::kUnused) {
         continue;
@@ -205,13 +149,13 @@ absl::Status SpmTokenizer::InitMerges(const SpmVocab& vocab) {
     size_t cut = 0;
     for (size_t k = 1; k < chars; ++k) {
       unicode::DecodeUtf8(piece, &cut);
-      const auto left = token_to_id_.find(piece.substr(0, cut));
-      if (left == token_to_id_.end()) continue;
-      const auto right = token_to_id_.find(piece.substr(cut));
-      if (right == token_to_id_.end()) continue;
+      const std::optional<int32_t> left = table_.Find(std::string_view(piece).substr(0, cut));
+      if (!left.has_value()) continue;
+      const std::optional<int32_t> right = table_.Find(std::string_view(piece).substr(cut));
+      if (!right.has_value()) continue;
       const float score = NeedsScores(vocab.merge_order) ? vocab.scores[id] : 0.0f;
-      candidates.push_back({left->second, right->second, id, static_cast<int32_t>(k),
-                            static_cast<int32_t>(chars - k), score});
+      candidates.push_back(
+          {*left, *right, id, static_cast<int32_t>(k), static_cast<int32_t>(chars - k), score});
     }
   }
 
@@ -234,58 +178,25 @@ absl::Status SpmTokenizer::InitMerges(const SpmVocab& vocab) {
       for (const Candidate& c : candidates) scores.push_back(c.score);
       std::sort(scores.begin(), scores.end(), std::greater<float>());
       scores.erase(std::unique(scores.begin(), scores.end()), scores.end());
-      merges_.reserve(candidates.size());
+      merges_.Reserve(candidates.size());
       for (const Candidate& c : candidates) {
         const auto rank = static_cast<int32_t>(
             std::lower_bound(scores.begin(), scores.end(), c.score, std::greater<float>()) -
             scores.begin());
-        AddMerge(c.left, c.right, rank, c.result, /*overwrite=*/false);
-        resegment_unused_ |= token_types_[c.result] == TokenType::kUnused;
+        merges_.Add(c.left, c.right, rank, c.result, /*overwrite=*/false);
+        resegment_unused_ |= table_.type(c.result) == TokenType::kUnused;
       }
       return absl::OkStatus();
     }
     case SpmMergeOrder::kListed:
       break;
   }
-  merges_.reserve(candidates.size());
+  merges_.Reserve(candidates.size());
   for (size_t rank = 0; rank < candidates.size(); ++rank) {
     const Candidate& c = candidates[rank];
-    AddMerge(c.left, c.right, static_cast<int32_t>(rank), c.result, /*overwrite=*/true);
+    merges_.Add(c.left, c.right, static_cast<int32_t>(rank), c.result, /*overwrite=*/true);
   }
   return absl::OkStatus();
-}
-
-void SpmTokenizer::InitAddedTokens(const std::vector<std::string>& tokens) {
-  added_trie_.emplace_back();
-  for (int32_t id = 0; id < vocab_size_; ++id) {
-    const TokenType type = token_types_[id];
-    const std::string& text = tokens[id];
-    if (text.empty() || (type != TokenType::kControl && type != TokenType::kUserDefined &&
-                         type != TokenType::kUnknown)) {
-      continue;
-    }
-    int32_t node = 0;
-    for (const char c : text) {
-      const auto byte = static_cast<uint8_t>(c);
-      auto& children = added_trie_[node].children;
-      const auto it =
-          std::lower_bound(children.begin(), children.end(), std::pair{byte, int32_t{-1}});
-      if (it != children.end() && it->first == byte) {
-        node = it->second;
-        continue;
-      }
-      const auto child = static_cast<int32_t>(added_trie_.size());
-      children.insert(it, {byte, child});
-      added_trie_.emplace_back();  // invalidates `children`
-      node = child;
-    }
-    added_trie_[node].token = token_to_id_[text];
-  }
-}
-
-TokenType SpmTokenizer::token_type(int32_t id) const {
-  if (id < 0 || id >= vocab_size_) return TokenType::kUnused;
-  return token_types_[id];
 }
 
 bool SpmTokenizer::IsSpecial(int32_t id) const {
@@ -294,9 +205,7 @@ bool SpmTokenizer::IsSpecial(int32_t id) const {
 }
 
 std::optional<int32_t> SpmTokenizer::FindToken(std::string_view token_text) const {
-  const auto it = token_to_id_.find(Sv(token_text));
-  if (it == token_to_id_.end()) return std::nullopt;
-  return it->second;
+  return table_.Find(token_text);
 }
 
 std::string SpmTokenizer::TokenBytes(int32_t id) const {
@@ -334,48 +243,18 @@ std::string SpmTokenizer::Decode(absl::Span<const int32_t> ids, bool skip_specia
   return unicode::ToValidUtf8(out);
 }
 
-size_t SpmTokenizer::MatchAddedToken(std::string_view text, size_t pos, bool parse_special,
-                                     int32_t* token) const {
-  size_t best = 0;
-  int32_t node = 0;
-  for (size_t i = pos; i < text.size(); ++i) {
-    const auto& children = added_trie_[node].children;
-    const auto byte = static_cast<uint8_t>(text[i]);
-    const auto it =
-        std::lower_bound(children.begin(), children.end(), std::pair{byte, int32_t{-1}});
-    if (it == children.end() || it->first != byte) break;
-    node = it->second;
-    const int32_t id = added_trie_[node].token;
-    if (id >= 0 && (parse_special || token_types_[id] == TokenType::kUserDefined)) {
-      best = i + 1 - pos;
-      *token = id;
-    }
-  }
-  return best;
-}
-
 std::vector<int32_t> SpmTokenizer::Encode(std::string_view text, bool parse_special) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
-  size_t start = 0;
-  if (!added_trie_[0].children.empty()) {
-    for (size_t pos = 0; pos < text.size();) {
-      int32_t token = -1;
-      const size_t length = MatchAddedToken(text, pos, parse_special, &token);
-      if (length == 0) {
-        ++pos;
-        continue;
-      }
-      if (pos == 0 && prefix_ == SpmPrefix::kWholeText) {
-        EncodeWord(kMetaspace, &ids);  // sentencepiece's dummy prefix precedes everything
-      }
-      EncodeSegment(text.substr(start, pos - start), start, &ids);
-      ids.push_back(token);
-      pos += length;
-      start = pos;
-    }
-  }
-  EncodeSegment(text.substr(start), start, &ids);
+  added_.Split(
+      text, parse_special,
+      [&](std::string_view segment, size_t offset) { EncodeSegment(segment, offset, &ids); },
+      [&](int32_t token, size_t offset) {
+        if (offset == 0 && prefix_ == SpmPrefix::kWholeText) {
+          EncodeWord(kMetaspace, &ids);  // sentencepiece's dummy prefix precedes everything
+        }
+        ids.push_back(token);
+      });
   return ids;
 }
 
@@ -427,25 +306,16 @@ void SpmTokenizer::EncodeSegment(std::string_view text, size_t offset,
 }
 
 void SpmTokenizer::EncodeWord(std::string_view word, std::vector<int32_t>* ids) const {
-  struct Symbol {
-    int32_t id;
-    int32_t prev;
-    int32_t next;
-    bool alive;
-  };
-  std::vector<Symbol> symbols;
+  std::vector<int32_t> symbols;  // the word's characters as pieces, before merging
   symbols.reserve(word.size());
-  const auto push = [&](int32_t id) {
-    const auto index = static_cast<int32_t>(symbols.size());
-    symbols.push_back({id, index - 1, index + 1, true});
-  };
+  const auto push = [&](int32_t id) { symbols.push_back(id); };
   bool last_was_unk = false;
   for (size_t pos = 0; pos < word.size();) {
     const size_t start = pos;
     unicode::DecodeUtf8(word, &pos);
     const std::string_view ch = word.substr(start, pos - start);
-    if (const auto it = token_to_id_.find(Sv(ch)); it != token_to_id_.end()) {
-      push(it->second);
+    if (const std::optional<int32_t> id = table_.Find(ch); id.has_value()) {
+      push(*id);
       last_was_unk = false;
       continue;
     }
@@ -461,57 +331,24 @@ void SpmTokenizer::EncodeWord(std::string_view word, std::vector<int32_t>* ids) 
       last_was_unk = true;
     }
   }
-  if (symbols.empty()) return;
-  symbols.back().next = -1;
-
-  // Lowest rank first, then leftmost; stale entries are skipped on pop (HF's
-  // Word::merge_all, and sentencepiece's agenda when ranks are score classes).
-  struct Candidate {
-    int32_t rank;
-    int32_t pos;
-    int32_t result;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  if (!resegment_unused_) {
+    merges_.Apply(symbols, ids);
+    return;
+  }
   // sentencepiece: the pair an unused piece was last proposed from, to split it back.
   absl::flat_hash_map<int32_t, std::pair<int32_t, int32_t>> unused_parts;
-  const auto push_pair = [&](int32_t left) {
-    const int32_t right = symbols[left].next;
-    if (right < 0) return;
-    const auto it = merges_.find(PairKey(symbols[left].id, symbols[right].id));
-    if (it == merges_.end()) return;
-    queue.push({it->second.rank, left, it->second.result});
-    if (resegment_unused_ && token_types_[it->second.result] == TokenType::kUnused) {
-      unused_parts[it->second.result] = {symbols[left].id, symbols[right].id};
-    }
-  };
-  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) push_pair(i);
-
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
-    Symbol& left = symbols[top.pos];
-    if (!left.alive || left.next < 0) continue;
-    Symbol& right = symbols[left.next];
-    const auto it = merges_.find(PairKey(left.id, right.id));
-    if (it == merges_.end() || it->second.result != top.result) continue;  // stale
-    left.id = top.result;
-    right.alive = false;
-    left.next = right.next;
-    if (left.next >= 0) symbols[left.next].prev = top.pos;
-    if (left.prev >= 0) push_pair(left.prev);
-    push_pair(top.pos);
-  }
+  std::vector<int32_t> merged;
+  merges_.Apply(symbols, &merged, [&](int32_t result, int32_t left, int32_t right) {
+    if (table_.type(result) == TokenType::kUnused) unused_parts[result] = {left, right};
+  });
   if (unused_parts.empty()) {
-    for (int32_t i = 0; i >= 0; i = symbols[i].next) ids->push_back(symbols[i].id);
+    ids->insert(ids->end(), merged.begin(), merged.end());
     return;
   }
   // sentencepiece's resegmentation: unused pieces never appear in the output.
   std::vector<int32_t> stack;
-  for (int32_t i = 0; i >= 0; i = symbols[i].next) {
-    stack.push_back(symbols[i].id);
+  for (const int32_t merged_id : merged) {
+    stack.push_back(merged_id);
     while (!stack.empty()) {
       const int32_t id = stack.back();
       stack.pop_back();

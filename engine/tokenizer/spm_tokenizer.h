@@ -23,10 +23,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "engine/tokenizer/bpe_tokenizer.h"  // TokenType
+#include "engine/tokenizer/added_tokens.h"
+#include "engine/tokenizer/pair_merges.h"
+#include "engine/tokenizer/token_table.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace moeserve {
@@ -106,47 +107,26 @@ class SpmTokenizer final : public Tokenizer {
   bool add_eos_token() const override { return add_eos_; }
   const std::vector<int32_t>& stop_ids() const override { return stop_ids_; }
 
-  TokenType token_type(int32_t id) const;
+  TokenType token_type(int32_t id) const { return table_.type(id); }
 
  private:
-  struct TrieNode {
-    std::vector<std::pair<uint8_t, int32_t>> children;  // (byte, node index), sorted
-    int32_t token = -1;
-  };
-  struct Merge {
-    int32_t rank;  // lower merges first; equal ranks merge leftmost first
-    int32_t result;
-  };
-
   SpmTokenizer() = default;
 
   absl::Status InitTokens(const SpmVocab& vocab);
   absl::Status InitMerges(const SpmVocab& vocab);
-  void InitAddedTokens(const std::vector<std::string>& tokens);
-  // Adds a merge unless (left, right) already has one; kListed lets later ones win.
-  void AddMerge(int32_t left, int32_t right, int32_t rank, int32_t result, bool overwrite);
-
-  size_t MatchAddedToken(std::string_view text, size_t pos, bool parse_special,
-                         int32_t* token) const;
   // Ids of the text between two added tokens, which starts at byte `offset` of the input.
   void EncodeSegment(std::string_view text, size_t offset, std::vector<int32_t>* ids) const;
   // Ids of one word already spelled with "▁".
   void EncodeWord(std::string_view word, std::vector<int32_t>* ids) const;
 
-  static uint64_t PairKey(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-           static_cast<uint32_t>(right);
-  }
-
   int32_t vocab_size_ = 0;
   std::vector<std::string> tokens_;     // [vocab_size] pieces as spelled
-  std::vector<TokenType> token_types_;  // [vocab_size]
+  TokenTable table_;                    // types and piece -> id
   std::vector<int16_t> byte_of_token_;  // [vocab_size] byte of a "<0xAB>" token, or -1
-  absl::flat_hash_map<std::string, int32_t> token_to_id_;
-  absl::flat_hash_map<uint64_t, Merge> merges_;  // PairKey(left, right) -> merge
+  PairMerges merges_;
   bool resegment_unused_ = false;  // kSentencePiece with unused pieces among merge results
   int32_t byte_to_id_[256] = {};   // id of each "<0xAB>" token, or -1
-  std::vector<TrieNode> added_trie_;
+  AddedTokens added_;
   SpmPrefix prefix_ = SpmPrefix::kFirst;
   bool split_on_metaspace_ = false;
   bool byte_fallback_ = true;
