@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "proto/request_fields.h"
 
 namespace moeserve::proto {
 
@@ -23,35 +24,15 @@ struct ChatMessageParam {
   std::string content;  // a string, or the text parts of an array joined with "\n"
 };
 
-struct ChatCompletionRequest {
+// The sampling fields (temperature, n, stop, stream, ...) come from SamplingFields.
+struct ChatCompletionRequest : SamplingFields {
   std::optional<std::string> model;        // absent: the served model
   std::vector<ChatMessageParam> messages;  // at least one
   // max_completion_tokens, else max_tokens; absent: until the context is full.
   std::optional<int32_t> max_tokens;
-  float temperature = 1.0f;         // [0, 2]; 0 is greedy
-  float top_p = 1.0f;               // (0, 1]
-  int32_t top_k = 0;                // 0 disables; -1 on the wire means the same (vLLM extension)
-  std::optional<uint64_t> seed;     // negative seeds keep their two's-complement bits
-  float min_p = 0.0f;               // [0, 1]; vLLM extension
-  float presence_penalty = 0.0f;    // [-2, 2]
-  float frequency_penalty = 0.0f;   // [-2, 2]
-  float repetition_penalty = 1.0f;  // > 0; vLLM extension
-  // Token id -> bias in [-100, 100]; ids come as decimal strings on the wire. The caller
-  // checks them against the vocabulary (CheckTokenIdsInVocabulary).
-  std::vector<std::pair<int32_t, float>> logit_bias;
-  std::vector<std::string> stop;        // at most kMaxStopStrings, each non-empty
-  std::vector<int32_t> stop_token_ids;  // vLLM extension; checked like logit_bias
   bool logprobs = false;
   int32_t top_logprobs = 0;  // [0, 20]; > 0 requires logprobs
-  bool ignore_eos = false;   // vLLM extension
-  int32_t n = 1;             // choices to generate, [1, kMaxChoices]
-  bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
 };
-
-inline constexpr int kMaxStopStrings = 4;   // OpenAI's limit
-inline constexpr int kMaxTopLogprobs = 20;  // OpenAI's limit
-inline constexpr int kMaxChoices = 128;     // OpenAI's limit on n
 
 // Validates a parsed request body. Unknown fields are ignored (logged at debug). Known
 // OpenAI fields whose effect we cannot honour yet (tools, response_format other
@@ -59,9 +40,9 @@ inline constexpr int kMaxChoices = 128;     // OpenAI's limit on n
 // silently ignored.
 absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(const nlohmann::json& body);
 
-// The 400 for a logit_bias key or a stop_token_ids entry outside [0, vocab_size); OK when
-// every id is inside.
-absl::Status CheckTokenIdsInVocabulary(const ChatCompletionRequest& request, int32_t vocab_size);
+// Reads "messages" (required, at least one) as ParseChatCompletionRequest does; /tokenize
+// takes the same messages.
+absl::Status ReadChatMessages(const nlohmann::json& body, std::vector<ChatMessageParam>* out);
 
 // One generated token's logprobs in OpenAI's chat shape; `bytes` are the token's raw
 // bytes (a token may hold part of a UTF-8 character; `token` then shows U+FFFD).
@@ -95,6 +76,17 @@ struct Usage {
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
 };
+
+// {"id", "object": `object`, "created", "model", "system_fingerprint"}: what every
+// response and chunk of both generation endpoints starts with.
+nlohmann::json EnvelopeJson(const CompletionMeta& meta, std::string_view object);
+
+// "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}.
+nlohmann::json UsageJson(const Usage& usage);
+
+// A logprob as sent: JSON has no -inf, so -inf, NaN and anything below -9999 are -9999.0,
+// as vLLM does.
+double LogprobJsonValue(float logprob);
 
 // One choice of a non-streamed response.
 struct ChatChoice {

@@ -22,81 +22,10 @@
 #include "proto/error_body.h"
 #include "proto/json_util.h"
 #include "server/errors.h"
+#include "server/request_common.h"
 
 namespace moeserve {
 namespace {
-
-constexpr char kSystemFingerprint[] = "fp_moeserve_0.1.0";
-
-std::string NewCompletionId() {
-  thread_local absl::BitGen bitgen;
-  return absl::StrFormat("chatcmpl-%016x%016x", absl::Uniform<uint64_t>(bitgen),
-                         absl::Uniform<uint64_t>(bitgen));
-}
-
-// The prompt's token ids: the rendered conversation, special tokens parsed, BOS in front
-// when the model wants one and the template did not already write it (Llama 3 templates
-// start with {{ bos_token }}; a second BOS would change the output).
-absl::StatusOr<std::vector<int32_t>> BuildPrompt(const Engine& engine,
-                                                 const proto::ChatCompletionRequest& request) {
-  std::vector<ChatMessage> messages;
-  messages.reserve(request.messages.size());
-  for (const proto::ChatMessageParam& message : request.messages) {
-    messages.push_back(ChatMessage{message.role, message.content});
-  }
-  absl::StatusOr<std::string> prompt =
-      engine.chat_template().Render(messages, /*add_generation_prompt=*/true);
-  if (!prompt.ok()) {
-    // The template rejects conversations it cannot render (e.g. roles that do not
-    // alternate): that is the client's messages, not the server.
-    if (absl::IsInvalidArgument(prompt.status())) {
-      return proto::WithParam(prompt.status(), "messages");
-    }
-    return prompt.status();
-  }
-  const Tokenizer& tokenizer = engine.tokenizer();
-  std::vector<int32_t> ids = tokenizer.Encode(*prompt, /*parse_special=*/true);
-  const int32_t bos = tokenizer.bos_id();
-  if (tokenizer.add_bos_token() && bos >= 0 && (ids.empty() || ids.front() != bos)) {
-    ids.insert(ids.begin(), bos);
-  }
-  return ids;
-}
-
-// The tokens to generate: as asked, or until the context is full (as vLLM does), with
-// OpenAI's message when the context cannot hold them.
-absl::StatusOr<int32_t> ResolveMaxTokens(std::optional<int32_t> requested, int64_t prompt_len,
-                                         int64_t max_model_len) {
-  if (requested.has_value()) {
-    if (prompt_len + *requested > max_model_len) {
-      return proto::InvalidFieldError(
-          "messages",
-          absl::StrFormat("This model's maximum context length is %d tokens. However, you "
-                          "requested %d tokens (%d in the messages, %d in the completion). "
-                          "Please reduce the length of the messages or completion.",
-                          max_model_len, prompt_len + *requested, prompt_len, *requested));
-    }
-    return *requested;
-  }
-  if (prompt_len >= max_model_len) {
-    return proto::InvalidFieldError(
-        "messages",
-        absl::StrFormat("This model's maximum context length is %d tokens. However, your "
-                        "messages resulted in %d tokens, which leaves no room for the "
-                        "completion. Please reduce the length of the messages.",
-                        max_model_len, prompt_len));
-  }
-  return static_cast<int32_t>(max_model_len - prompt_len);
-}
-
-// A token as OpenAI's logprobs show it: its text (U+FFFD for bytes that are only part of a
-// UTF-8 character; control tokens by their literal text) and its raw bytes.
-void DescribeToken(const Tokenizer& tokenizer, int32_t id, std::string* text, std::string* bytes) {
-  *bytes = tokenizer.TokenBytes(id);
-  text->clear();
-  const size_t taken = TakeCompleteUtf8(*bytes, text);
-  if (taken < bytes->size()) *text += "\xEF\xBF\xBD";
-}
 
 // The chat "logprobs" object for the tokens of one output; null when none were asked for.
 nlohmann::json LogprobsOf(const Tokenizer& tokenizer, const std::vector<TokenLogprob>& logprobs) {
@@ -116,31 +45,6 @@ nlohmann::json LogprobsOf(const Tokenizer& tokenizer, const std::vector<TokenLog
   return proto::ChatLogprobsJson(content);
 }
 
-// Aborts the request when it goes out of scope before its final output was taken: the
-// client is gone or the server stops, and nobody will read the rest.
-class AbortUnlessFinished {
- public:
-  explicit AbortUnlessFinished(std::shared_ptr<RequestHandle> handle)
-      : handle_(std::move(handle)) {}
-  ~AbortUnlessFinished() {
-    if (!finished_) handle_->Abort();
-  }
-  AbortUnlessFinished(const AbortUnlessFinished&) = delete;
-  AbortUnlessFinished& operator=(const AbortUnlessFinished&) = delete;
-
-  RequestHandle& handle() { return *handle_; }
-  void set_finished() { finished_ = true; }
-
- private:
-  std::shared_ptr<RequestHandle> handle_;
-  bool finished_ = false;
-};
-
-HttpResponse ClientGoneResponse() {
-  return ErrorResponse(absl::UnavailableError(
-      "The request was aborted: the client disconnected or the server is shutting down."));
-}
-
 // Pulls outputs until the last one of every choice and answers with one chat.completion
 // body. An engine error in any choice answers with the error (the others are aborted).
 HttpResponse Complete(const HttpRequest& http, const Tokenizer& tokenizer,
@@ -150,35 +54,23 @@ HttpResponse Complete(const HttpRequest& http, const Tokenizer& tokenizer,
   const int32_t n = request.handle().num_choices();
   std::vector<proto::ChatChoice> choices(n);
   std::vector<std::vector<TokenLogprob>> token_logprobs(n);
-  int32_t num_finished = 0;
   proto::Usage usage{prompt_tokens, 0};
-  // The client is checked every poll_interval whether or not outputs keep coming: tokens
-  // may arrive faster than that, and a client that left must not keep its generation.
-  absl::Time next_check = absl::Now() + poll_interval;
-  while (num_finished < n) {
-    std::optional<RequestOutput> output = request.handle().Next(poll_interval);
-    if (!output.has_value() || absl::Now() >= next_check) {
-      if (!http.client_connected()) return ClientGoneResponse();
-      next_check = absl::Now() + poll_interval;
-    }
-    if (!output.has_value()) continue;
-    const int32_t i = output->index;
-    CHECK(i >= 0 && i < n);
-    choices[i].content += output->text_delta;
-    for (TokenLogprob& lp : output->logprobs) token_logprobs[i].push_back(std::move(lp));
-    if (!output->finished()) continue;
-    if (!output->error.ok()) return ErrorResponse(output->error);
-    ++num_finished;
-    usage.completion_tokens += output->completion_tokens;
-    choices[i].finish_reason = FinishReasonName(output->finish_reason);
-    // Asked-for logprobs of a completion with no tokens (aborted) are an empty list.
-    if (!token_logprobs[i].empty()) {
-      choices[i].logprobs = LogprobsOf(tokenizer, token_logprobs[i]);
-    } else if (logprobs) {
-      choices[i].logprobs = proto::ChatLogprobsJson({});
-    }
-  }
-  request.set_finished();
+  std::optional<HttpResponse> failed =
+      CollectOutputs(http, request, poll_interval, [&](RequestOutput& output) {
+        const int32_t i = output.index;
+        choices[i].content += output.text_delta;
+        for (TokenLogprob& lp : output.logprobs) token_logprobs[i].push_back(std::move(lp));
+        if (!output.finished()) return;
+        usage.completion_tokens += output.completion_tokens;
+        choices[i].finish_reason = FinishReasonName(output.finish_reason);
+        // Asked-for logprobs of a completion with no tokens (aborted) are an empty list.
+        if (!token_logprobs[i].empty()) {
+          choices[i].logprobs = LogprobsOf(tokenizer, token_logprobs[i]);
+        } else if (logprobs) {
+          choices[i].logprobs = proto::ChatLogprobsJson({});
+        }
+      });
+  if (failed.has_value()) return *std::move(failed);
   HttpResponse response;
   response.body = proto::DumpJson(proto::ChatCompletionJson(meta, choices, usage));
   return response;
@@ -248,18 +140,41 @@ class ChatStream {
 
 }  // namespace
 
+absl::StatusOr<std::vector<int32_t>> BuildChatPrompt(
+    const Engine& engine, const std::vector<proto::ChatMessageParam>& chat_messages,
+    bool add_generation_prompt) {
+  std::vector<ChatMessage> messages;
+  messages.reserve(chat_messages.size());
+  for (const proto::ChatMessageParam& message : chat_messages) {
+    messages.push_back(ChatMessage{message.role, message.content});
+  }
+  absl::StatusOr<std::string> prompt =
+      engine.chat_template().Render(messages, add_generation_prompt);
+  if (!prompt.ok()) {
+    // The template rejects conversations it cannot render (e.g. roles that do not
+    // alternate): that is the client's messages, not the server.
+    if (absl::IsInvalidArgument(prompt.status())) {
+      return proto::WithParam(prompt.status(), "messages");
+    }
+    return prompt.status();
+  }
+  const Tokenizer& tokenizer = engine.tokenizer();
+  std::vector<int32_t> ids = tokenizer.Encode(*prompt, /*parse_special=*/true);
+  const int32_t bos = tokenizer.bos_id();
+  if (tokenizer.add_bos_token() && bos >= 0 && (ids.empty() || ids.front() != bos)) {
+    ids.insert(ids.begin(), bos);
+  }
+  return ids;
+}
+
 HttpResponse ChatCompletionHandler::Handle(const HttpRequest& http) const {
   absl::StatusOr<nlohmann::json> body = proto::ParseJson(http.body);
   if (!body.ok()) return ErrorResponse(body.status());
   absl::StatusOr<proto::ChatCompletionRequest> request = proto::ParseChatCompletionRequest(*body);
   if (!request.ok()) return ErrorResponse(request.status());
 
-  if (request->model.has_value() && *request->model != model_.name) {
-    return ErrorResponse(proto::WithErrorCode(
-        proto::WithParam(
-            absl::NotFoundError(absl::StrCat("The model `", *request->model, "` does not exist.")),
-            "model"),
-        "model_not_found"));
+  if (absl::Status model = CheckModel(request->model, model_); !model.ok()) {
+    return ErrorResponse(model);
   }
 
   if (absl::Status vocab =
@@ -267,15 +182,16 @@ HttpResponse ChatCompletionHandler::Handle(const HttpRequest& http) const {
       !vocab.ok()) {
     return ErrorResponse(vocab);
   }
-  absl::StatusOr<std::vector<int32_t>> prompt = BuildPrompt(*engine_, *request);
+  absl::StatusOr<std::vector<int32_t>> prompt =
+      BuildChatPrompt(*engine_, request->messages, /*add_generation_prompt=*/true);
   if (!prompt.ok()) return ErrorResponse(prompt.status());
   const auto prompt_tokens = static_cast<int32_t>(prompt->size());
   absl::StatusOr<int32_t> max_tokens =
-      ResolveMaxTokens(request->max_tokens, prompt_tokens, model_.max_model_len);
+      ResolveMaxTokens(request->max_tokens, prompt_tokens, model_.max_model_len, "messages");
   if (!max_tokens.ok()) return ErrorResponse(max_tokens.status());
 
   proto::CompletionMeta meta;
-  meta.id = NewCompletionId();
+  meta.id = NewCompletionId("chatcmpl");
   meta.created = absl::ToUnixSeconds(absl::Now());
   meta.model = model_.name;
   meta.system_fingerprint = kSystemFingerprint;
@@ -283,20 +199,8 @@ HttpResponse ChatCompletionHandler::Handle(const HttpRequest& http) const {
   Request engine_request;
   engine_request.id = meta.id;
   engine_request.prompt_token_ids = *std::move(prompt);
-  engine_request.sampling.temperature = request->temperature;
-  engine_request.sampling.top_p = request->top_p;
-  engine_request.sampling.top_k = request->top_k;
-  engine_request.sampling.seed = request->seed;
-  engine_request.sampling.n = request->n;
+  engine_request.sampling = ToSamplingParams(*request);
   engine_request.sampling.max_tokens = *max_tokens;
-  engine_request.sampling.ignore_eos = request->ignore_eos;
-  engine_request.sampling.min_p = request->min_p;
-  engine_request.sampling.presence_penalty = request->presence_penalty;
-  engine_request.sampling.frequency_penalty = request->frequency_penalty;
-  engine_request.sampling.repetition_penalty = request->repetition_penalty;
-  engine_request.sampling.logit_bias = request->logit_bias;
-  engine_request.sampling.stop = request->stop;
-  engine_request.sampling.stop_token_ids = request->stop_token_ids;
   engine_request.sampling.logprobs = request->logprobs;
   engine_request.sampling.top_logprobs = request->top_logprobs;
   absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
@@ -311,13 +215,7 @@ HttpResponse ChatCompletionHandler::Handle(const HttpRequest& http) const {
       std::make_shared<ChatStream>(&engine_->tokenizer(), *std::move(handle),
                                    proto::ChatCompletionChunkBuilder(meta, request->include_usage),
                                    prompt_tokens, request->include_usage, poll_interval_);
-  HttpResponse response;
-  response.content_type = "text/event-stream";
-  response.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
-  response.stream = std::make_shared<HttpStream>();
-  response.stream->next = [stream](std::string* out) { return stream->Next(out); };
-  response.stream->on_client_gone = [stream] { stream->Abort(); };
-  return response;
+  return SseResponse(std::move(stream));
 }
 
 void RegisterChatRoutes(Engine* engine, const ServedModel& model, HttpServer* server) {

@@ -5,10 +5,14 @@
 #ifndef MOESERVE_SERVER_CHAT_ROUTES_H_
 #define MOESERVE_SERVER_CHAT_ROUTES_H_
 
+#include <cstdint>
 #include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
+#include "proto/chat_completion.h"
 #include "server/http_server.h"
 #include "server/model_routes.h"
 
@@ -30,6 +34,14 @@ class ChatCompletionHandler {
   const ServedModel model_;
   const absl::Duration poll_interval_;
 };
+
+// The prompt's token ids for a conversation: rendered with the model's chat template,
+// special tokens parsed, BOS in front when the model wants one and the template did not
+// already write it (Llama 3 templates start with {{ bos_token }}; a second BOS would change
+// the output). A conversation the template rejects is a 400 naming "messages".
+absl::StatusOr<std::vector<int32_t>> BuildChatPrompt(
+    const Engine& engine, const std::vector<proto::ChatMessageParam>& messages,
+    bool add_generation_prompt);
 
 // Routes POST /v1/chat/completions to a ChatCompletionHandler.
 void RegisterChatRoutes(Engine* engine, const ServedModel& model, HttpServer* server);

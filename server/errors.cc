@@ -6,6 +6,8 @@
 namespace moeserve {
 namespace {
 
+constexpr char kRetryAfterSeconds[] = "1";
+
 std::string Body(int http_status, const absl::Status& status) {
   proto::ErrorInfo error;
   error.message = std::string(status.message());
@@ -40,8 +42,8 @@ int HttpStatusFor(const absl::Status& status) {
 
 absl::string_view ErrorTypeFor(int http_status) {
   switch (http_status) {
-    case 401:
-      return "authentication_error";
+    case 401:  // what OpenAI sends for a missing or wrong key
+      return "invalid_request_error";
     case 403:
       return "permission_error";
     case 429:
@@ -59,6 +61,8 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   HttpResponse response;
   response.status = HttpStatusFor(status);
   response.body = Body(response.status, status);
+  // vLLM-style overload: the client may try again shortly.
+  if (response.status == 429) response.headers.emplace_back("Retry-After", kRetryAfterSeconds);
   return response;
 }
 

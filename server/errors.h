@@ -3,7 +3,7 @@
 // layer's own errors (unknown path, wrong method, ...) come here with their status code.
 //
 //   InvalidArgument, FailedPrecondition, OutOfRange -> 400 invalid_request_error
-//   Unauthenticated -> 401 authentication_error     PermissionDenied -> 403 permission_error
+//   Unauthenticated -> 401 invalid_request_error    PermissionDenied -> 403 permission_error
 //   NotFound -> 404 invalid_request_error           ResourceExhausted -> 429 rate_limit_error
 //   Unavailable -> 503 service_unavailable_error    anything else -> 500 server_error
 #ifndef MOESERVE_SERVER_ERRORS_H_
@@ -27,7 +27,8 @@ absl::string_view ErrorTypeFor(int http_status);
 // proto::WithParam / proto::WithErrorCode (null otherwise).
 std::string ErrorBody(const absl::Status& status);
 
-// {HttpStatusFor(status), "application/json", ErrorBody(status)}. REQUIRES: !status.ok().
+// {HttpStatusFor(status), "application/json", ErrorBody(status)}, plus "Retry-After: 1" on a
+// 429. REQUIRES: !status.ok().
 HttpResponse ErrorResponse(const absl::Status& status);
 
 // An error that is not a Status: the HTTP layer's own 404, 405, 413, ...

@@ -136,8 +136,22 @@ class Server : public httplib::Server {
 };
 constexpr int kListenBacklog = 1024;
 
-// Drives one HttpStream from httplib's chunked content provider.
+// Counts one request in HttpServer::active_requests() for as long as it lives.
+class ActiveRequest {
+ public:
+  explicit ActiveRequest(std::atomic<int>* count) : count_(count) { count_->fetch_add(1); }
+  ~ActiveRequest() { count_->fetch_sub(1); }
+  ActiveRequest(const ActiveRequest&) = delete;
+  ActiveRequest& operator=(const ActiveRequest&) = delete;
+
+ private:
+  std::atomic<int>* const count_;
+};
+
+// Drives one HttpStream from httplib's chunked content provider. Lives until httplib
+// drops the provider, i.e. until the stream is over one way or another.
 struct StreamState {
+  std::unique_ptr<ActiveRequest> active;
   std::shared_ptr<HttpStream> stream;
   std::shared_ptr<ConnectionProbe> probe;
   const std::atomic<bool>* stopping = nullptr;
@@ -222,6 +236,7 @@ struct HttpServer::Impl {
   std::map<std::string, std::map<std::string, HttpHandler>> routes;
   int bound_port = 0;
   std::atomic<bool> stopping{false};
+  std::atomic<int> active_requests{0};
   std::thread listener;
   absl::Notification listener_done;
   std::atomic<bool> listener_failed{false};
@@ -229,6 +244,20 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  auto active = std::make_unique<ActiveRequest>(&active_requests);
+  HttpRequest request;
+  request.method = req.method;
+  request.path = req.path;
+  for (const auto& [name, value] : req.headers) {
+    request.headers.emplace(absl::AsciiStrToLower(name), value);
+  }
+  if (options.gate) {
+    if (std::optional<HttpResponse> refusal = options.gate(request); refusal.has_value()) {
+      WriteResponse(*refusal, res);
+      return;
+    }
+  }
+
   const std::map<std::string, HttpHandler>& methods = routes.at(req.path);
   const std::string method = req.method == "HEAD" ? "GET" : req.method;
   const auto handler = methods.find(method);
@@ -244,12 +273,6 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
     return;
   }
 
-  HttpRequest request;
-  request.method = req.method;
-  request.path = req.path;
-  for (const auto& [name, value] : req.headers) {
-    request.headers.emplace(absl::AsciiStrToLower(name), value);
-  }
   request.body = req.body;
   auto probe = std::make_shared<ConnectionProbe>(req);
   request.client_connected = [this, probe] { return !stopping.load() && !probe->PeerClosed(); };
@@ -262,6 +285,7 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
   res.status = response.status;
   for (const auto& [name, value] : response.headers) res.set_header(name, value);
   auto state = std::make_shared<StreamState>();
+  state->active = std::move(active);
   state->stream = std::move(response.stream);
   state->probe = std::move(probe);
   state->stopping = &stopping;
@@ -284,6 +308,8 @@ void HttpServer::Route(std::string method, std::string path, HttpHandler handler
 }
 
 int HttpServer::port() const { return impl_->bound_port; }
+
+int HttpServer::active_requests() const { return impl_->active_requests.load(); }
 
 absl::Status HttpServer::Start() {
   std::signal(SIGPIPE, SIG_IGN);

@@ -4,7 +4,8 @@
 // the server's worker threads, one request per thread, and never throw; anything thrown
 // anyway becomes a 500 JSON error. The server answers unknown paths (404), known paths
 // with another method (405), malformed HTTP (400) and oversized bodies (413) itself, all
-// with OpenAI-style JSON error bodies.
+// with OpenAI-style JSON error bodies. An optional gate (auth, draining; see
+// server/admission.h) may refuse a request to a known path before its route runs.
 #ifndef MOESERVE_SERVER_HTTP_SERVER_H_
 #define MOESERVE_SERVER_HTTP_SERVER_H_
 
@@ -12,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,6 +70,10 @@ class HttpServer {
     // 4 * cores): waiting threads are cheap and the engine batches far more than 8.
     int num_threads = 0;
     size_t max_body_bytes = size_t{32} << 20;
+    // Runs before every routed request (not before the 404 of an unknown path), seeing
+    // its method, path and headers but not its body; a response it returns is sent
+    // instead of running the route (or the 405). Thread-safe; may be empty.
+    std::function<std::optional<HttpResponse>(const HttpRequest&)> gate;
   };
 
   explicit HttpServer(Options options);
@@ -85,6 +91,10 @@ class HttpServer {
 
   // The bound port (the chosen one when Options::port was 0). REQUIRES: Start() succeeded.
   int port() const;
+
+  // Routed requests being answered now: from the handler's start until the last byte of
+  // its body (a stream's included) is sent or the connection is gone.
+  int active_requests() const;
 
   // Stops accepting connections, ends streams (their on_client_gone runs), makes
   // client_connected() false for running handlers and waits for every handler to return.

@@ -1,6 +1,7 @@
 // moeserve: the OpenAI-compatible server process. Turns flags into an EngineConfig, loads
-// the engine, serves the routes, and on SIGINT/SIGTERM stops the HTTP server (running
-// requests are aborted), shuts the engine down and exits 0.
+// the engine (before listening: /health answers once the model is loaded), serves the
+// routes, and on SIGINT/SIGTERM drains: new requests get 503, running ones may finish for
+// up to --shutdown-timeout seconds, then the rest are aborted and the process exits 0.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -30,9 +32,12 @@
 #include "common/byte_size.h"
 #include "common/logging.h"
 #include "engine/engine.h"
+#include "server/admission.h"
 #include "server/chat_routes.h"
+#include "server/completion_routes.h"
 #include "server/http_server.h"
 #include "server/model_routes.h"
+#include "server/tokenize_routes.h"
 
 // Flag names follow vLLM's; write them with dashes or underscores (--max-model-len).
 ABSL_FLAG(std::string, model, "", "Path to the model: a .gguf file. Required.");
@@ -58,6 +63,17 @@ ABSL_FLAG(std::string, device, "auto",
 ABSL_FLAG(std::string, dtype, "auto",
           "Weight dtype: auto (bfloat16 for bfloat16 checkpoints and on CUDA, else float32), "
           "float32 or bfloat16.");
+ABSL_FLAG(std::string, api_key, "",
+          "When set, every route but /health and /metrics needs 'Authorization: Bearer KEY' "
+          "(401 otherwise). Default: the MOESERVE_API_KEY environment variable, if set.");
+ABSL_FLAG(std::string, max_request_bytes, "32MiB",
+          "Largest request body accepted (413 beyond): bytes or with a suffix (16MiB).");
+ABSL_FLAG(int32_t, max_queued_requests, 0,
+          "Refuse generation requests with 429 while this many sequences wait in the engine "
+          "to be scheduled; 0 = no limit.");
+ABSL_FLAG(double, shutdown_timeout, 30,
+          "Seconds running requests may take to finish after SIGTERM/SIGINT before they are "
+          "aborted.");
 ABSL_FLAG(bool, enable_prefix_caching, true,
           "Reuse the KV blocks of prompt prefixes computed before (--no-enable-prefix-caching "
           "turns it off).");
@@ -164,14 +180,14 @@ class SignalWaiter {
   SignalWaiter(const SignalWaiter&) = delete;
   SignalWaiter& operator=(const SignalWaiter&) = delete;
 
-  // From now on a signal stops `server`; before, it ends the process at once (nothing to
-  // clean up while the model loads).
-  void set_server(HttpServer* server) {
+  // From now on a signal runs `shutdown` on the waiter's thread; before, it ends the
+  // process at once (nothing to clean up while the model loads).
+  void set_shutdown(std::function<void()> shutdown) {
     std::lock_guard<std::mutex> lock(mutex_);
-    server_ = server;
+    shutdown_ = std::move(shutdown);
   }
 
-  // Stops waiting; returns once a shutdown the waiter began (server->Stop()) is done.
+  // Stops waiting; returns once a shutdown the waiter began is done.
   void Finish() {
     if (!thread_.joinable()) return;
     {
@@ -188,25 +204,53 @@ class SignalWaiter {
     unsigned char byte = 0;
     while (read(signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
     }
-    HttpServer* server = nullptr;
+    std::function<void()> shutdown;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (finishing_ || byte == 0) return;
-      if (server_ == nullptr) {
+      if (!shutdown_) {
         MOESERVE_LOG_INFO("received {} while starting; exiting", strsignal(byte));
         std::_Exit(0);
       }
-      server = server_;
+      shutdown = shutdown_;
     }
     MOESERVE_LOG_INFO("received {}; shutting down", strsignal(byte));
-    server->Stop();
+    shutdown();
   }
 
   std::thread thread_;
   std::mutex mutex_;
-  HttpServer* server_ = nullptr;  // guarded by mutex_
-  bool finishing_ = false;        // guarded by mutex_
+  std::function<void()> shutdown_;  // guarded by mutex_
+  bool finishing_ = false;          // guarded by mutex_
 };
+
+// Graceful shutdown: new requests get 503 at once; running ones have `timeout` to finish;
+// then the server stops, which aborts whatever still runs.
+void Drain(RequestGate* gate, HttpServer* server, absl::Duration timeout) {
+  gate->StartDraining();
+  const absl::Time deadline = absl::Now() + timeout;
+  int active = server->active_requests();
+  if (active > 0) {
+    MOESERVE_LOG_INFO("waiting up to {} for {} running requests", absl::FormatDuration(timeout),
+                      active);
+  }
+  while ((active = server->active_requests()) > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (active > 0) {
+    MOESERVE_LOG_WARN("--shutdown-timeout reached; aborting {} running requests", active);
+  }
+  server->Stop();
+}
+
+// --api-key, else $MOESERVE_API_KEY.
+std::string ApiKeyFromFlagOrEnv() {
+  std::string key = absl::GetFlag(FLAGS_api_key);
+  if (key.empty()) {
+    if (const char* env = std::getenv("MOESERVE_API_KEY"); env != nullptr) key = env;
+  }
+  return key;
+}
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -230,6 +274,23 @@ int Main(int argc, char** argv) {
     MOESERVE_LOG_ERROR("{}", std::string(config.status().message()));
     return 1;
   }
+  absl::StatusOr<int64_t> max_request_bytes = ParseByteSize(absl::GetFlag(FLAGS_max_request_bytes));
+  if (!max_request_bytes.ok() || *max_request_bytes <= 0) {
+    MOESERVE_LOG_ERROR("--max-request-bytes: {}",
+                       max_request_bytes.ok() ? std::string("must be positive")
+                                              : std::string(max_request_bytes.status().message()));
+    return 1;
+  }
+  const int32_t max_queued = absl::GetFlag(FLAGS_max_queued_requests);
+  if (max_queued < 0) {
+    MOESERVE_LOG_ERROR("--max-queued-requests must be >= 0, got {}", max_queued);
+    return 1;
+  }
+  const double shutdown_seconds = absl::GetFlag(FLAGS_shutdown_timeout);
+  if (!(shutdown_seconds >= 0)) {
+    MOESERVE_LOG_ERROR("--shutdown-timeout must be >= 0, got {}", shutdown_seconds);
+    return 1;
+  }
 
   SignalWaiter signals;
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(*config);
@@ -244,18 +305,33 @@ int Main(int argc, char** argv) {
   model.max_model_len = (*engine)->model_info().max_model_len;
   model.created = absl::ToUnixSeconds(absl::Now());
 
+  // Routes submit through the queue limit, when there is one.
+  std::unique_ptr<QueueLimitedEngine> limited;
+  Engine* routes_engine = engine->get();
+  if (max_queued > 0) {
+    limited = std::make_unique<QueueLimitedEngine>(engine->get(), max_queued);
+    routes_engine = limited.get();
+  }
+  RequestGate gate(ApiKeyFromFlagOrEnv());
+
   HttpServer::Options options;
   options.host = absl::GetFlag(FLAGS_host);
   options.port = port;
+  options.max_body_bytes = static_cast<size_t>(*max_request_bytes);
+  options.gate = [&gate](const HttpRequest& request) { return gate.Check(request); };
   HttpServer server(options);
-  RegisterModelRoutes(model, &server);
-  RegisterChatRoutes(engine->get(), model, &server);
+  RegisterModelRoutes(model, engine->get(), &server);
+  RegisterChatRoutes(routes_engine, model, &server);
+  RegisterCompletionRoutes(routes_engine, model, &server);
+  RegisterTokenizeRoutes(engine->get(), model, &server);
   if (absl::Status started = server.Start(); !started.ok()) {
     MOESERVE_LOG_ERROR("{}", std::string(started.message()));
     (*engine)->Shutdown();
     return 1;
   }
-  signals.set_server(&server);
+  const absl::Duration shutdown_timeout = absl::Seconds(shutdown_seconds);
+  signals.set_shutdown(
+      [&gate, &server, shutdown_timeout] { Drain(&gate, &server, shutdown_timeout); });
   MOESERVE_LOG_INFO("serving {} as '{}' (context {} tokens) on http://{}:{}", config->model_path,
                     model.name, model.max_model_len, options.host, server.port());
 

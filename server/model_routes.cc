@@ -15,16 +15,24 @@ HttpResponse HandleListModels(const ServedModel& model) {
   return response;
 }
 
-HttpResponse HandleHealth() {
+HttpResponse HandleHealth(const Engine* engine) {
+  nlohmann::json body = {{"status", "ok"}};
+  if (engine != nullptr) {
+    const EngineStats stats = engine->stats();
+    body["engine"] = {{"num_running", stats.num_running},
+                      {"num_waiting", stats.num_waiting},
+                      {"num_blocks", stats.num_blocks},
+                      {"num_free_blocks", stats.num_free_blocks}};
+  }
   HttpResponse response;
-  response.body = proto::DumpJson({{"status", "ok"}});
+  response.body = proto::DumpJson(body);
   return response;
 }
 
-void RegisterModelRoutes(const ServedModel& model, HttpServer* server) {
+void RegisterModelRoutes(const ServedModel& model, const Engine* engine, HttpServer* server) {
   server->Route("GET", "/v1/models",
                 [model](const HttpRequest&) { return HandleListModels(model); });
-  server->Route("GET", "/health", [](const HttpRequest&) { return HandleHealth(); });
+  server->Route("GET", "/health", [engine](const HttpRequest&) { return HandleHealth(engine); });
 }
 
 }  // namespace moeserve

@@ -1,6 +1,8 @@
 #include "server/errors.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -21,7 +23,7 @@ TEST(ErrorsTest, StatusToHttp) {
       {absl::InvalidArgumentError("x"), 400, "invalid_request_error"},
       {absl::FailedPreconditionError("x"), 400, "invalid_request_error"},
       {absl::OutOfRangeError("x"), 400, "invalid_request_error"},
-      {absl::UnauthenticatedError("x"), 401, "authentication_error"},
+      {absl::UnauthenticatedError("x"), 401, "invalid_request_error"},
       {absl::PermissionDeniedError("x"), 403, "permission_error"},
       {absl::NotFoundError("x"), 404, "invalid_request_error"},
       {absl::ResourceExhaustedError("x"), 429, "rate_limit_error"},
@@ -62,6 +64,13 @@ TEST(ErrorsTest, HttpLayerErrors) {
   EXPECT_EQ(body["error"]["type"], "invalid_request_error");
   EXPECT_EQ(ErrorTypeFor(413), "invalid_request_error");
   EXPECT_EQ(ErrorTypeFor(502), "server_error");
+}
+
+TEST(ErrorsTest, TooManyRequestsSaysWhenToRetry) {
+  const HttpResponse busy = ErrorResponse(absl::ResourceExhaustedError("busy"));
+  EXPECT_EQ(busy.status, 429);
+  EXPECT_EQ(busy.headers, (std::vector<std::pair<std::string, std::string>>{{"Retry-After", "1"}}));
+  EXPECT_TRUE(ErrorResponse(absl::InvalidArgumentError("x")).headers.empty());
 }
 
 TEST(ErrorsTest, InvalidUtf8InMessagesStaysValidJson) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -304,6 +305,81 @@ TEST_F(HttpServerTest, StopEndsStreamsAndHandlers) {
   stream_client.join();
   hold_client.join();
   server_->Stop();  // idempotent
+}
+
+TEST_F(HttpServerTest, CountsActiveRequestsUntilTheirBodyIsSent) {
+  EXPECT_EQ(server_->active_requests(), 0);
+  std::thread client_thread([this] {
+    httplib::Client client("127.0.0.1", server_->port());
+    client.set_read_timeout(0, 300 * 1000);
+    EXPECT_FALSE(client.Get("/hold"));
+  });
+  ASSERT_TRUE(holding_.WaitForNotificationWithTimeout(kPatience));
+  EXPECT_EQ(server_->active_requests(), 1);
+  ASSERT_TRUE(handler_saw_gone_.WaitForNotificationWithTimeout(kPatience));
+  client_thread.join();
+
+  // A stream counts while it flows, after its handler returned.
+  absl::Notification received;
+  std::atomic<int> active_while_streaming{-1};
+  std::thread stream_client([&] {
+    httplib::Client client = Client();
+    client.Get("/endless", [&](const char*, size_t) {
+      if (!received.HasBeenNotified()) {
+        active_while_streaming = server_->active_requests();
+        received.Notify();
+      }
+      return false;  // hang up
+    });
+  });
+  ASSERT_TRUE(received.WaitForNotificationWithTimeout(kPatience));
+  stream_client.join();
+  EXPECT_EQ(active_while_streaming.load(), 1);
+  ASSERT_TRUE(stream_gone_.WaitForNotificationWithTimeout(kPatience));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (server_->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server_->active_requests(), 0);
+}
+
+TEST(HttpServerGateTest, RefusalReplacesTheRouteAndComesBefore405) {
+  HttpServer::Options options;
+  options.port = 0;
+  options.num_threads = 4;
+  std::atomic<int> handled{0};
+  options.gate = [](const HttpRequest& request) -> std::optional<HttpResponse> {
+    if (request.Header("X-Deny").empty()) return std::nullopt;
+    HttpResponse refusal;
+    refusal.status = 401;
+    refusal.body = R"({"error": {"message": "no"}})";
+    return refusal;
+  };
+  HttpServer server(options);
+  server.Route("GET", "/hello", [&handled](const HttpRequest&) {
+    ++handled;
+    return Json(200, {{"hello", "world"}});
+  });
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(20, 0);
+
+  httplib::Result result = client.Get("/hello");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  result = client.Get("/hello", {{"X-Deny", "1"}});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 401);
+  EXPECT_EQ(nlohmann::json::parse(result->body)["error"]["message"], "no");
+  result = client.Post("/hello", {{"X-Deny", "1"}}, "{}", "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 401);
+  // Unknown paths are answered before the gate.
+  result = client.Get("/nothing", {{"X-Deny", "1"}});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 404);
+  EXPECT_EQ(handled.load(), 1);
+  EXPECT_EQ(server.active_requests(), 0);
 }
 
 }  // namespace
