@@ -2,6 +2,7 @@
 // on the device, grouped-GEMM MoE, sampling on the host. Three concurrent greedy requests
 // on the tiny Mixtral GGUF finish with their full length, start with the CPU engine's
 // first token, and give every KV block back. Skips without a device.
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -12,40 +13,11 @@
 #include "gtest/gtest.h"
 #include "kernels/cuda/device_info.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
-
-#include <fstream>
 
 namespace moeserve {
 namespace {
-
-std::vector<std::vector<int32_t>> Greedy(Engine& engine, const nlohmann::json& prompts,
-                                         int32_t max_tokens) {
-  std::vector<std::shared_ptr<RequestHandle>> handles;
-  for (const nlohmann::json& prompt : prompts) {
-    Request r;
-    r.id = "gpu-" + std::to_string(handles.size());
-    r.prompt_token_ids = prompt["prompt_ids"].get<std::vector<int32_t>>();
-    r.sampling.temperature = 0.0f;
-    r.sampling.max_tokens = max_tokens;
-    r.sampling.ignore_eos = true;
-    auto handle = engine.Submit(std::move(r));
-    EXPECT_TRUE(handle.ok()) << handle.status();
-    if (!handle.ok()) return {};
-    handles.push_back(*handle);
-  }
-  std::vector<std::vector<int32_t>> tokens(handles.size());
-  for (size_t i = 0; i < handles.size(); ++i) {
-    while (true) {
-      std::optional<RequestOutput> out = handles[i]->Next(absl::Seconds(60));
-      EXPECT_TRUE(out.has_value());
-      if (!out.has_value()) break;
-      tokens[i].insert(tokens[i].end(), out->token_ids.begin(), out->token_ids.end());
-      if (out->finished()) break;
-    }
-  }
-  return tokens;
-}
 
 TEST(EngineGpuTest, ServesTheTinyMixtralOnTheDevice) {
   std::string error;
@@ -66,8 +38,12 @@ TEST(EngineGpuTest, ServesTheTinyMixtralOnTheDevice) {
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   EXPECT_EQ((*gpu)->model_info().device, "cuda");
   EXPECT_EQ((*gpu)->model_info().dtype, "bfloat16");
-  const auto want = Greedy(**cpu, expected["prompts"], 32);
-  const auto got = Greedy(**gpu, expected["prompts"], 32);
+  std::vector<std::vector<int32_t>> prompts;
+  for (const nlohmann::json& prompt : expected["prompts"]) {
+    prompts.push_back(prompt["prompt_ids"].get<std::vector<int32_t>>());
+  }
+  const auto want = testing::GreedyTokens(**cpu, prompts, 32);
+  const auto got = testing::GreedyTokens(**gpu, prompts, 32);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_EQ(got[i].size(), 32u) << "prompt " << i;

@@ -23,6 +23,7 @@
 #include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/device_info.h"
+#include "tests/testing/model_fixtures.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve {
@@ -31,36 +32,15 @@ namespace {
 constexpr int32_t kBlockSize = 16;
 constexpr int kSteps = 24;
 
-struct HostModel {
-  ModelConfig config;
-  ModelWeights weights;  // host f32
-};
+using testing::HostModel;
 
-HostModel LoadHf(const std::string& dir) {
-  HostModel m;
-  auto config = ModelConfigFromHfConfig(dir + "/config.json");
-  CHECK_MSG(config.ok(), std::string(config.status().message()));
-  m.config = *config;
-  auto source = OpenHfCheckpoint(dir);
-  CHECK_MSG(source.ok(), std::string(source.status().message()));
-  auto weights = LoadHfWeights(**source, m.config);
-  CHECK_MSG(weights.ok(), std::string(weights.status().message()));
-  m.weights = *std::move(weights);
-  return m;
+HostModel Loaded(absl::StatusOr<HostModel> model) {
+  CHECK_MSG(model.ok(), std::string(model.status().message()));
+  return *std::move(model);
 }
 
-HostModel LoadGguf(const std::string& path) {
-  HostModel m;
-  auto file = gguf::GgufFile::Open(path);
-  CHECK_MSG(file.ok(), std::string(file.status().message()));
-  auto config = ModelConfigFromGguf(**file);
-  CHECK_MSG(config.ok(), std::string(config.status().message()));
-  m.config = *config;
-  auto weights = LoadGgufWeights(**file, m.config);
-  CHECK_MSG(weights.ok(), std::string(weights.status().message()));
-  m.weights = *std::move(weights);
-  return m;
-}
+HostModel LoadHf(const std::string& dir) { return Loaded(testing::LoadHfCheckpoint(dir)); }
+HostModel LoadGguf(const std::string& path) { return Loaded(testing::LoadGgufModel(path)); }
 
 // Greedy decoding of `prompts` batched together for kSteps steps; every step's logits.
 struct Trace {
