@@ -41,6 +41,7 @@
 #include "proto/json_util.h"
 #include "tests/fuzz/fuzz_harness.h"
 #include "tests/testing/gguf_writer.h"
+#include "tests/testing/jinja_json.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve::fuzz {
@@ -889,32 +890,6 @@ FuzzTarget SentencePieceTarget() {
 
 // ---- Jinja chat templates -------------------------------------------------------------
 
-jinja::Value FromJson(const Json& j) {
-  switch (j.type()) {
-    case Json::value_t::boolean:
-      return jinja::Value::Bool(j.get<bool>());
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return jinja::Value::Int(j.get<int64_t>());
-    case Json::value_t::number_float:
-      return jinja::Value::Float(j.get<double>());
-    case Json::value_t::string:
-      return jinja::Value::String(j.get<std::string>());
-    case Json::value_t::array: {
-      std::vector<jinja::Value> items;
-      for (const Json& item : j) items.push_back(FromJson(item));
-      return jinja::Value::List(std::move(items));
-    }
-    case Json::value_t::object: {
-      jinja::Dict dict;
-      for (const auto& [key, value] : j.items()) dict.Set(key, FromJson(value));
-      return jinja::Value::FromDict(std::move(dict));
-    }
-    default:
-      return jinja::Value::None();
-  }
-}
-
 FuzzTarget JinjaTarget() {
   const Json cases = Json::parse(Fixture("chat_template_cases.json"));
   FuzzTarget t;
@@ -1044,7 +1019,7 @@ FuzzTarget JinjaTarget() {
                   "\\x"};
   t.text = true;
   t.iterations = 50000;
-  const jinja::Value vars = FromJson(variables);
+  const jinja::Value vars = testing::JinjaValueFromJson(variables);
   t.run = [vars](const std::string& input) -> absl::Status {
     absl::StatusOr<jinja::Template> tmpl = jinja::Template::Parse(input);
     if (!tmpl.ok()) return tmpl.status();

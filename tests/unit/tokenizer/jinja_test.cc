@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/jinja_json.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve::jinja {
@@ -22,34 +23,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Json = nlohmann::ordered_json;
-
-Value FromJson(const Json& j) {
-  switch (j.type()) {
-    case Json::value_t::null:
-      return Value::None();
-    case Json::value_t::boolean:
-      return Value::Bool(j.get<bool>());
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return Value::Int(j.get<int64_t>());
-    case Json::value_t::number_float:
-      return Value::Float(j.get<double>());
-    case Json::value_t::string:
-      return Value::String(j.get<std::string>());
-    case Json::value_t::array: {
-      std::vector<Value> items;
-      for (const Json& item : j) items.push_back(FromJson(item));
-      return Value::List(std::move(items));
-    }
-    case Json::value_t::object: {
-      Dict dict;
-      for (const auto& [key, value] : j.items()) dict.Set(key, FromJson(value));
-      return Value::FromDict(std::move(dict));
-    }
-    default:
-      return Value();
-  }
-}
 
 Json LoadFixture() {
   std::ifstream in(testing::SourcePath("tests/fixtures/chat_template_cases.json"));
@@ -84,7 +57,7 @@ TEST(JinjaFixtureTest, SnippetsMatchJinja2) {
       continue;
     }
     ASSERT_TRUE(tmpl.ok()) << tmpl.status();
-    absl::StatusOr<std::string> out = tmpl->Render(FromJson(c["variables"]));
+    absl::StatusOr<std::string> out = tmpl->Render(testing::JinjaValueFromJson(c["variables"]));
     if (c.contains("render_error")) {
       ASSERT_FALSE(out.ok()) << "rendered " << *out << " but jinja2 raised " << c["render_error"];
       EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
@@ -117,7 +90,8 @@ TEST(JinjaFixtureTest, ToolTemplatesMatchJinja2) {
   for (const Json& c : group["cases"]) {
     const std::string name = c["template"];
     SCOPED_TRACE("template " + name + ", variables " + c["variables"].dump().substr(0, 300));
-    absl::StatusOr<std::string> out = templates.at(name).Render(FromJson(c["variables"]));
+    absl::StatusOr<std::string> out =
+        templates.at(name).Render(testing::JinjaValueFromJson(c["variables"]));
     if (c.contains("render_error")) {
       ASSERT_FALSE(out.ok()) << "rendered, but jinja2 raised " << c["render_error"];
       EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/jinja_json.h"
 #include "tests/testing/test_paths.h"
 
 namespace moeserve {
@@ -35,35 +36,6 @@ Json LoadFixture() {
   return Json::parse(ReadAll("tests/fixtures/published_chat_template_cases.json"));
 }
 
-jinja::Value FromJson(const Json& j) {
-  switch (j.type()) {
-    case Json::value_t::null:
-      return jinja::Value::None();
-    case Json::value_t::boolean:
-      return jinja::Value::Bool(j.get<bool>());
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return jinja::Value::Int(j.get<int64_t>());
-    case Json::value_t::number_float:
-      return jinja::Value::Float(j.get<double>());
-    case Json::value_t::string:
-      return jinja::Value::String(j.get<std::string>());
-    case Json::value_t::array: {
-      std::vector<jinja::Value> items;
-      for (const Json& item : j) items.push_back(FromJson(item));
-      return jinja::Value::List(std::move(items));
-    }
-    case Json::value_t::object: {
-      jinja::Dict dict;
-      for (const auto& [key, value] : j.items()) dict.Set(key, FromJson(value));
-      return jinja::Value::FromDict(std::move(dict));
-    }
-    default:
-      ADD_FAILURE() << "unexpected JSON " << j.dump();
-      return jinja::Value();
-  }
-}
-
 // Render() when each message is just role and content and there are no tools (the
 // server's path), else RenderVariables() with the variables transformers passes.
 absl::StatusOr<std::string> RenderCase(const ChatTemplate& tmpl, const Json& messages,
@@ -77,8 +49,8 @@ absl::StatusOr<std::string> RenderCase(const ChatTemplate& tmpl, const Json& mes
     return tmpl.Render(plain, add_generation_prompt);
   }
   jinja::Dict variables;
-  variables.Set("messages", FromJson(messages));
-  variables.Set("tools", FromJson(tools));
+  variables.Set("messages", testing::JinjaValueFromJson(messages));
+  variables.Set("tools", testing::JinjaValueFromJson(tools));
   variables.Set("documents", jinja::Value::None());
   variables.Set("add_generation_prompt", jinja::Value::Bool(add_generation_prompt));
   return tmpl.RenderVariables(jinja::Value::FromDict(std::move(variables)));
