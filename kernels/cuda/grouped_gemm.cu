@@ -44,19 +44,15 @@ __device__ __forceinline__ void Mma(float* c, const uint32_t* a, const uint32_t*
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Eight bf16 of one row from column k on; zeros past k_dim or for an absent row. kVec:
-// k_dim % 8 == 0 and 16-byte aligned rows, so a chunk is all in or all out.
-template <bool kVec>
+// Eight bf16 of one row from column k on; zeros past k_dim or for an absent row. Element
+// by element: this path serves k_dim % 8 != 0 or unaligned rows (aligned shapes take the
+// cp.async kernel).
 __device__ __forceinline__ uint4 LoadChunk(const bf16* row, int64_t k, int64_t k_dim, bool valid) {
   Chunk c;
   c.v = make_uint4(0, 0, 0, 0);
   if (!valid) return c.v;
-  if constexpr (kVec) {
-    if (k < k_dim) c.v = *reinterpret_cast<const uint4*>(row + k);
-  } else {
-    const uint16_t* bits = reinterpret_cast<const uint16_t*>(row);
-    for (int i = 0; i < 8; ++i) c.h[i] = k + i < k_dim ? bits[k + i] : uint16_t{0};
-  }
+  const uint16_t* bits = reinterpret_cast<const uint16_t*>(row);
+  for (int i = 0; i < 8; ++i) c.h[i] = k + i < k_dim ? bits[k + i] : uint16_t{0};
   return c.v;
 }
 
@@ -210,7 +206,7 @@ __global__ void __launch_bounds__(kWarpsM* kWarpsN * 32)
   }
 }
 
-template <bool kGateUp, bool kVec, typename O>
+template <bool kGateUp, typename O>
 __global__ void __launch_bounds__(kThreads) GroupedGemmKernel(GroupedGemmArgs args) {
   constexpr int kMats = kGateUp ? 2 : 1;  // weight operands: gate (or w), up
   __shared__ alignas(16) bf16 a_s[2][kBm][kLds];
@@ -240,12 +236,12 @@ __global__ void __launch_bounds__(kThreads) GroupedGemmKernel(GroupedGemmArgs ar
       const int c = threadIdx.x + i * kThreads;
       const int r = c >> 2, kc = (c & 3) * 8;
       const int64_t row = tile.row_begin + r;
-      a_reg[i] = LoadChunk<kVec>(x + row * k_dim, k0 + kc, k_dim, row < tile.row_end);
+      a_reg[i] = LoadChunk(x + row * k_dim, k0 + kc, k_dim, row < tile.row_end);
       const int64_t n = n0 + r;
 #pragma unroll
       for (int m = 0; m < kMats; ++m) {
         const int64_t w_row = m == 0 ? n : n_out + n;
-        b_reg[m][i] = LoadChunk<kVec>(w + w_row * k_dim, k0 + kc, k_dim, n < n_out);
+        b_reg[m][i] = LoadChunk(w + w_row * k_dim, k0 + kc, k_dim, n < n_out);
       }
     }
   };
@@ -334,13 +330,12 @@ __global__ void __launch_bounds__(kThreads) GroupedGemmKernel(GroupedGemmArgs ar
   }
 }
 
-template <bool kGateUp, bool kVec>
+template <bool kGateUp>
 void Launch(const GroupedGemmArgs& args, Stream stream) {
   const int64_t row_tiles = moe::MaxRowTiles(args.rows, args.num_experts, kBm);
   const dim3 grid(static_cast<unsigned>(row_tiles), CeilDiv(args.n_out, kBn));
-  MOESERVE_DISPATCH_FLOAT(args.out_type, O, "GroupedGemm", {
-    GroupedGemmKernel<kGateUp, kVec, O><<<grid, kThreads, 0, stream>>>(args);
-  });
+  MOESERVE_DISPATCH_FLOAT(args.out_type, O, "GroupedGemm",
+                          { GroupedGemmKernel<kGateUp, O><<<grid, kThreads, 0, stream>>>(args); });
 }
 
 template <int BM, int BN, int BK, int kStages, int kWarpsM, int kWarpsN, bool kGateUp>
@@ -373,7 +368,7 @@ void GroupedGemm(const GroupedGemmArgs& args, Stream stream) {
   // 128-row tiles reuse each weight tile twice as often.
   const bool large = args.rows >= 64 * int64_t{args.num_experts};
   if (!vec) {
-    args.gate_up_silu ? Launch<true, false>(args, stream) : Launch<false, false>(args, stream);
+    args.gate_up_silu ? Launch<true>(args, stream) : Launch<false>(args, stream);
   } else if (args.gate_up_silu) {
     large ? LaunchAsync<128, 64, 32, 4, 4, 2, true>(args, stream)
           : LaunchAsync<64, 64, 64, 3, 2, 2, true>(args, stream);
